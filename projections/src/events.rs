@@ -1,0 +1,44 @@
+//! What the nightly batch records. Published contract: names and fields are
+//! never edited once shipped.
+
+use chrono::NaiveDate;
+use domain::MerchantId;
+use payout::rules::StatementFigures;
+use serde::{Deserialize, Serialize};
+
+use crate::shard::Shard;
+
+/// A statement closed by the batch: from then on its figures are facts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementClosed {
+    pub merchant_id: MerchantId,
+    pub period_start: NaiveDate,
+    pub period_end: NaiveDate,
+    pub payout_date: NaiveDate,
+    pub notice_date: NaiveDate,
+    pub figures: StatementFigures,
+}
+
+/// A batch run finished closing every cycle that ended on or before `through`
+/// (for the merchants of `shard`, or all of them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCompleted {
+    pub through: NaiveDate,
+    pub shard: Option<Shard>,
+    pub statements_closed: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SettlementEvent {
+    StatementClosed(StatementClosed),
+    RunCompleted(RunCompleted),
+}
+
+impl SettlementEvent {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SettlementEvent::StatementClosed(_) => "StatementClosed",
+            SettlementEvent::RunCompleted(_) => "SettlementRunCompleted",
+        }
+    }
+}

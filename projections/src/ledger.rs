@@ -1,0 +1,475 @@
+//! The ledger: a fold of the whole event stream, in recording order, into each
+//! merchant's open cycles, and the rule that closes them into statements.
+//!
+//! The nightly batch folds the log and closes what has ended; the audit replay
+//! folds the same log afresh and, at each recorded `StatementClosed`, recomputes
+//! the statement and compares. Both adopt the recorded figures once a statement
+//! is closed: a closed statement never changes, and later cycles build on it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::NaiveDate;
+use domain::merchant::MerchantEvent;
+use domain::payment::PaymentEvent;
+use domain::time::{booking_date, Instant};
+use domain::{BrandGroup, MerchantContract, MerchantId, Rates, TxnId, Yen};
+use payout::cycle::Cycle;
+use payout::rules::{self, GroupSales, StatementInput};
+use serde::Serialize;
+
+use crate::events::{RunCompleted, StatementClosed};
+use crate::shard::Shard;
+
+/// A statement as computed (and, once recorded, as closed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Statement {
+    pub merchant_id: MerchantId,
+    pub cycle: Cycle,
+    pub closed: StatementClosed,
+}
+
+/// Which line of a statement an event landed in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineKind {
+    Sales,
+    SaleCancelledSameCycle,
+    RedSlip,
+    Chargeback,
+    ChargebackReversal,
+}
+
+/// One event behind one line of a statement, for `statements explain`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ExplainItem {
+    pub position: i64,
+    pub event_id: String,
+    pub txn_id: String,
+    pub kind: &'static str,
+    pub at: Instant,
+    pub booking_date: NaiveDate,
+    pub period_start: NaiveDate,
+    pub group: Option<BrandGroup>,
+    pub line: LineKind,
+    /// The event's amount.
+    pub amount: i64,
+    /// What it adds to its line (negative for red slips and chargebacks).
+    pub effect: i64,
+    pub reason: String,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Sale {
+    merchant: u32,
+    group: BrandGroup,
+    amount: Yen,
+    cycle: Cycle,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Bucket {
+    groups: [GroupSales; 3],
+    /// (group, amount, cycle of the sale) of each cancel of an earlier cycle's sale.
+    red_slips: Vec<(BrandGroup, Yen, Cycle)>,
+    chargebacks: Yen,
+    chargeback_events: u32,
+    items: Vec<ExplainItem>,
+}
+
+#[derive(Clone, Debug)]
+struct Book {
+    id: MerchantId,
+    contract: Option<MerchantContract>,
+    /// The last cycle with a closed statement.
+    closed: Option<Cycle>,
+    carry: Yen,
+    open: BTreeMap<Cycle, Bucket>,
+    /// The rates each closed cycle's sales were settled at (for red slips).
+    settled_rates: BTreeMap<Cycle, Rates>,
+}
+
+/// A difference found while verifying recorded statements.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Difference {
+    pub merchant_id: MerchantId,
+    pub period_start: NaiveDate,
+    pub field: String,
+    pub recorded: String,
+    pub recomputed: String,
+}
+
+#[derive(Default)]
+pub struct Ledger {
+    books: Vec<Book>,
+    index: HashMap<MerchantId, u32>,
+    sales: HashMap<TxnId, Sale>,
+    global_closed: Option<Cycle>,
+    shard_closed: HashMap<Shard, Cycle>,
+    explain: Option<MerchantId>,
+    /// Inconsistencies of the log itself (an event the aggregates could not have
+    /// produced), for the audit.
+    pub anomalies: Vec<String>,
+}
+
+impl Ledger {
+    pub fn new() -> Ledger {
+        Ledger::default()
+    }
+
+    /// A ledger that keeps, for one merchant, every event behind every line.
+    pub fn explaining(merchant: MerchantId) -> Ledger {
+        Ledger { explain: Some(merchant), ..Ledger::default() }
+    }
+
+    fn book_index(&mut self, m: &MerchantId) -> u32 {
+        if let Some(i) = self.index.get(m) {
+            return *i;
+        }
+        let i = u32::try_from(self.books.len()).expect("fewer than 2^32 merchants");
+        self.books.push(Book {
+            id: m.clone(),
+            contract: None,
+            closed: None,
+            carry: Yen::ZERO,
+            open: BTreeMap::new(),
+            settled_rates: BTreeMap::new(),
+        });
+        self.index.insert(m.clone(), i);
+        i
+    }
+
+    pub fn merchant_ids(&self) -> impl Iterator<Item = &MerchantId> {
+        self.books.iter().map(|b| &b.id)
+    }
+
+    pub fn contract(&self, m: &MerchantId) -> Option<&MerchantContract> {
+        self.index.get(m).and_then(|i| self.books[*i as usize].contract.as_ref())
+    }
+
+    /// The last cycle closed for a merchant, by its own statements or by a run.
+    fn closed_for(&self, b: &Book) -> Option<Cycle> {
+        let mut c = b.closed.max(self.global_closed);
+        for (s, sc) in &self.shard_closed {
+            if s.contains(&b.id) {
+                c = c.max(Some(*sc));
+            }
+        }
+        c
+    }
+
+    /// The cycle an event is booked into: its JST date's cycle, or the merchant's
+    /// earliest open cycle when that one is already closed (a late event).
+    fn booking_cycle(&self, b: u32, at: &Instant) -> (Cycle, bool) {
+        let natural = Cycle::containing(booking_date(at));
+        match self.closed_for(&self.books[b as usize]) {
+            Some(closed) if closed >= natural => (closed.next(), true),
+            _ => (natural, false),
+        }
+    }
+
+    pub fn apply_merchant(&mut self, e: &MerchantEvent) {
+        match e {
+            MerchantEvent::MerchantRegistered { contract } | MerchantEvent::MerchantContractChanged { contract, .. } => {
+                let i = self.book_index(&contract.merchant_id);
+                self.books[i as usize].contract = Some(contract.clone());
+            }
+            MerchantEvent::NoticePasswordChanged {} => {}
+        }
+    }
+
+    pub fn apply_payment(&mut self, position: i64, txn: &TxnId, e: &PaymentEvent) {
+        let (merchant, at) = (e.merchant_id(), *e.at());
+        let (group, amount, kind) = match e {
+            PaymentEvent::Captured { brand, amount, .. } => (brand.group(), *amount, "capture"),
+            PaymentEvent::SaleCancelled { brand, amount, .. } => (brand.group(), *amount, "cancel"),
+            PaymentEvent::ChargedBack { brand, amount, .. } => (brand.group(), *amount, "chargeback"),
+            PaymentEvent::ChargebackReversed { brand, amount, .. } => (brand.group(), *amount, "chargeback_reversal"),
+            _ => return,
+        };
+        let b = self.book_index(merchant);
+        let (cycle, late) = self.booking_cycle(b, &at);
+        let explaining = self.explain.as_ref() == Some(merchant);
+        let late_note = if late {
+            format!("; booked late: its date's cycle was already closed, so it goes to the earliest open cycle {}", cycle.start())
+        } else {
+            String::new()
+        };
+        let (line, effect, reason) = match e {
+            PaymentEvent::Captured { .. } => {
+                self.sales.insert(txn.clone(), Sale { merchant: b, group, amount, cycle });
+                let bucket = self.books[b as usize].open.entry(cycle).or_default();
+                let g = &mut bucket.groups[group.index()];
+                g.count += 1;
+                g.sales += amount;
+                (LineKind::Sales, amount.get(), format!("sale captured in this cycle{late_note}"))
+            }
+            PaymentEvent::SaleCancelled { .. } => {
+                let Some(sale) = self.sales.remove(txn) else {
+                    self.anomalies.push(format!("position {position}: cancel of transaction {txn} that has no captured sale"));
+                    return;
+                };
+                if sale.merchant != b {
+                    self.anomalies.push(format!("position {position}: cancel of transaction {txn} names another merchant than its sale"));
+                }
+                let bucket = self.books[b as usize].open.entry(cycle).or_default();
+                if sale.cycle == cycle {
+                    let g = &mut bucket.groups[sale.group.index()];
+                    g.count -= 1;
+                    g.sales -= sale.amount;
+                    (LineKind::SaleCancelledSameCycle, -sale.amount.get(), format!("cancel of a sale of this same cycle: the sale does not count{late_note}"))
+                } else {
+                    bucket.red_slips.push((sale.group, sale.amount, sale.cycle));
+                    (
+                        LineKind::RedSlip,
+                        0, // filled in at close, once the sale's settled rate is known
+                        format!("red slip: cancel of a sale settled in the cycle from {}; its net is taken back, its fee returned{late_note}", sale.cycle.start()),
+                    )
+                }
+            }
+            PaymentEvent::ChargedBack { .. } => {
+                let bucket = self.books[b as usize].open.entry(cycle).or_default();
+                bucket.chargebacks -= amount;
+                bucket.chargeback_events += 1;
+                (LineKind::Chargeback, -amount.get(), format!("chargeback booked in this cycle; the fee is not returned{late_note}"))
+            }
+            PaymentEvent::ChargebackReversed { .. } => {
+                let bucket = self.books[b as usize].open.entry(cycle).or_default();
+                bucket.chargebacks += amount;
+                bucket.chargeback_events += 1;
+                (LineKind::ChargebackReversal, amount.get(), format!("chargeback reversed: the merchant won the dispute{late_note}"))
+            }
+            _ => unreachable!("filtered above"),
+        };
+        if explaining {
+            let item = ExplainItem {
+                position,
+                event_id: e.event_id().to_string(),
+                txn_id: txn.to_string(),
+                kind,
+                at,
+                booking_date: booking_date(&at),
+                period_start: cycle.start(),
+                group: Some(group),
+                line,
+                amount: amount.get(),
+                effect,
+                reason,
+            };
+            self.books[b as usize].open.entry(cycle).or_default().items.push(item);
+        }
+    }
+
+    /// Computes the statements of `m` for every cycle up to `target`, in order,
+    /// without recording them. Each is applied (closed) as it is computed, so
+    /// the next one sees its carry-over.
+    pub fn close_until(&mut self, m: &MerchantId, target: Cycle) -> Vec<(Statement, Vec<ExplainItem>)> {
+        let Some(&b) = self.index.get(m) else { return Vec::new() };
+        let mut out = Vec::new();
+        loop {
+            let book = &self.books[b as usize];
+            let first_open = book.open.keys().next().copied();
+            let next = if book.carry.is_zero() {
+                match first_open {
+                    Some(c) => c,
+                    None => break,
+                }
+            } else {
+                let after = book.closed.expect("a carry comes from a closed statement").next();
+                first_open.map_or(after, |c| c.min(after))
+            };
+            if next > target {
+                break;
+            }
+            let bucket = self.books[b as usize].open.remove(&next).unwrap_or_default();
+            if let Some((st, items)) = self.compute(b, next, bucket) {
+                self.adopt(b, &st.closed);
+                out.push((st, items));
+            }
+        }
+        out
+    }
+
+    /// The statement of one cycle from its bucket, or None when it has none.
+    fn compute(&self, b: u32, cycle: Cycle, bucket: Bucket) -> Option<(Statement, Vec<ExplainItem>)> {
+        let book = &self.books[b as usize];
+        let counted = bucket.groups.iter().any(|g| g.count > 0);
+        let exists = counted || !bucket.red_slips.is_empty() || bucket.chargeback_events > 0 || !book.carry.is_zero();
+        if !exists {
+            return None;
+        }
+        let contract = book.contract.as_ref().expect("a merchant with transactions is registered");
+        let mut items = bucket.items;
+        let mut red_slips = Yen::ZERO;
+        let mut red_effects = Vec::with_capacity(bucket.red_slips.len());
+        for (group, amount, sale_cycle) in &bucket.red_slips {
+            let rates = book.settled_rates.get(sale_cycle).copied().unwrap_or(contract.rates);
+            let v = -rules::net_of_fee(*amount, rates.for_group(*group));
+            red_slips += v;
+            red_effects.push(v);
+        }
+        let mut reds = red_effects.into_iter();
+        for it in items.iter_mut().filter(|i| i.line == LineKind::RedSlip) {
+            it.effect = reds.next().map_or(0, |v| v.get());
+        }
+        let payout_date = cycle.payout_date();
+        let figures = rules::compute(&StatementInput {
+            groups: bucket.groups,
+            rates: contract.rates,
+            fee_tax_policy: contract.fee_tax,
+            payee_is_mizuho: contract.bank.is_mizuho(),
+            carry_in: book.carry,
+            red_slips,
+            chargebacks: bucket.chargebacks,
+            payout_date,
+        });
+        let closed = StatementClosed {
+            merchant_id: book.id.clone(),
+            period_start: cycle.start(),
+            period_end: cycle.end(),
+            payout_date,
+            notice_date: cycle.notice_date(),
+            figures,
+        };
+        Some((Statement { merchant_id: book.id.clone(), cycle, closed }, items))
+    }
+
+    fn adopt(&mut self, b: u32, st: &StatementClosed) {
+        let cycle = Cycle::starting(st.period_start).expect("a statement starts a cycle");
+        let book = &mut self.books[b as usize];
+        book.closed = Some(cycle);
+        book.carry = st.figures.carry_out;
+        book.settled_rates.insert(cycle, st.figures.rates);
+        // Buckets of earlier cycles that made no statement are empty by now.
+        book.open = book.open.split_off(&cycle.next());
+    }
+
+    /// A recorded statement. With `verify`, the statement is first recomputed
+    /// from the fold and every difference returned; either way the recorded
+    /// figures are adopted.
+    pub fn apply_statement_closed(&mut self, st: &StatementClosed, verify: bool) -> Vec<Difference> {
+        let b = self.book_index(&st.merchant_id);
+        let Some(cycle) = Cycle::starting(st.period_start) else {
+            self.anomalies.push(format!("statement of {} starts on {}, not a cycle start", st.merchant_id, st.period_start));
+            return Vec::new();
+        };
+        let mut diffs = Vec::new();
+        if verify {
+            let computed = self.close_until(&st.merchant_id, cycle.prev());
+            for (c, _) in computed {
+                diffs.push(Difference {
+                    merchant_id: st.merchant_id.clone(),
+                    period_start: c.closed.period_start,
+                    field: "statement".into(),
+                    recorded: "missing".into(),
+                    recomputed: format!("payout {} carry_out {}", c.closed.figures.payout, c.closed.figures.carry_out),
+                });
+            }
+            let bucket = self.books[b as usize].open.remove(&cycle).unwrap_or_default();
+            match self.compute(b, cycle, bucket) {
+                None => diffs.push(Difference {
+                    merchant_id: st.merchant_id.clone(),
+                    period_start: st.period_start,
+                    field: "statement".into(),
+                    recorded: format!("payout {}", st.figures.payout),
+                    recomputed: "no statement".into(),
+                }),
+                Some((c, _)) => diffs.extend(compare(st, &c.closed)),
+            }
+        }
+        self.adopt(b, st);
+        diffs
+    }
+
+    /// A recorded run: every cycle ended by its date is closed for its merchants.
+    /// With `verify`, a statement the run should have closed but did not record
+    /// is a difference.
+    pub fn apply_run_completed(&mut self, run: &RunCompleted, verify: bool) -> Vec<Difference> {
+        let target = Cycle::last_ended_by(run.through);
+        let mut diffs = Vec::new();
+        if verify {
+            let ids: Vec<MerchantId> = self
+                .books
+                .iter()
+                .filter(|b| run.shard.is_none_or(|s| s.contains(&b.id)))
+                .filter(|b| !b.carry.is_zero() || b.open.keys().next().is_some_and(|c| *c <= target))
+                .map(|b| b.id.clone())
+                .collect();
+            for m in ids {
+                for (c, _) in self.close_until(&m, target) {
+                    diffs.push(Difference {
+                        merchant_id: m.clone(),
+                        period_start: c.closed.period_start,
+                        field: "statement".into(),
+                        recorded: "missing".into(),
+                        recomputed: format!("payout {} carry_out {}", c.closed.figures.payout, c.closed.figures.carry_out),
+                    });
+                }
+            }
+        }
+        match run.shard {
+            None => self.global_closed = self.global_closed.max(Some(target)),
+            Some(s) => {
+                let e = self.shard_closed.entry(s).or_insert(target);
+                *e = (*e).max(target);
+            }
+        }
+        diffs
+    }
+
+    /// Merchants (in id order) that have something to close by `target`.
+    pub fn merchants_due(&self, target: Cycle, shard: Option<Shard>) -> Vec<MerchantId> {
+        let mut v: Vec<MerchantId> = self
+            .books
+            .iter()
+            .filter(|b| shard.is_none_or(|s| s.contains(&b.id)))
+            .filter(|b| !b.carry.is_zero() || b.open.keys().next().is_some_and(|c| *c <= target))
+            .map(|b| b.id.clone())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+fn compare(recorded: &StatementClosed, computed: &StatementClosed) -> Vec<Difference> {
+    let mut v = Vec::new();
+    let mut field = |name: &str, r: String, c: String| {
+        if r != c {
+            v.push(Difference {
+                merchant_id: recorded.merchant_id.clone(),
+                period_start: recorded.period_start,
+                field: name.to_string(),
+                recorded: r,
+                recomputed: c,
+            });
+        }
+    };
+    field("period_end", recorded.period_end.to_string(), computed.period_end.to_string());
+    field("payout_date", recorded.payout_date.to_string(), computed.payout_date.to_string());
+    field("notice_date", recorded.notice_date.to_string(), computed.notice_date.to_string());
+    let (r, c) = (&recorded.figures, &computed.figures);
+    for g in BrandGroup::ALL {
+        let (rl, cl) = (r.line(g), c.line(g));
+        let p = match g {
+            BrandGroup::VisaMaster => "visa_master",
+            BrandGroup::JcbOther => "jcb_other",
+            BrandGroup::Emoney => "emoney",
+        };
+        field(&format!("{p}_count"), rl.count.to_string(), cl.count.to_string());
+        field(&format!("{p}_sales"), rl.sales.to_string(), cl.sales.to_string());
+        field(&format!("{p}_fee"), rl.fee.to_string(), cl.fee.to_string());
+        field(&format!("{p}_rate"), r.rates.for_group(g).to_string(), c.rates.for_group(g).to_string());
+    }
+    for (name, a, b) in [
+        ("fee_tax", r.fee_tax, c.fee_tax),
+        ("carry_in", r.carry_in, c.carry_in),
+        ("red_slips", r.red_slips, c.red_slips),
+        ("chargebacks", r.chargebacks, c.chargebacks),
+        ("transfer_fee", r.transfer_fee, c.transfer_fee),
+        ("transfer_fee_tax", r.transfer_fee_tax, c.transfer_fee_tax),
+        ("payout", r.payout, c.payout),
+        ("carry_out", r.carry_out, c.carry_out),
+    ] {
+        field(name, a.to_string(), b.to_string());
+    }
+    v
+}
