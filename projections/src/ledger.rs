@@ -106,6 +106,7 @@ pub struct Ledger {
     global_closed: Option<Cycle>,
     shard_closed: HashMap<Shard, Cycle>,
     explain: Option<MerchantId>,
+    explained: BTreeMap<Cycle, (StatementClosed, Vec<ExplainItem>)>,
     /// Inconsistencies of the log itself (an event the aggregates could not have
     /// produced), for the audit.
     pub anomalies: Vec<String>,
@@ -352,8 +353,9 @@ impl Ledger {
             self.anomalies.push(format!("statement of {} starts on {}, not a cycle start", st.merchant_id, st.period_start));
             return Vec::new();
         };
+        let explaining = self.explain.as_ref() == Some(&st.merchant_id);
         let mut diffs = Vec::new();
-        if verify {
+        if verify || explaining {
             let computed = self.close_until(&st.merchant_id, cycle.prev());
             for (c, _) in computed {
                 diffs.push(Difference {
@@ -373,11 +375,26 @@ impl Ledger {
                     recorded: format!("payout {}", st.figures.payout),
                     recomputed: "no statement".into(),
                 }),
-                Some((c, _)) => diffs.extend(compare(st, &c.closed)),
+                Some((c, items)) => {
+                    diffs.extend(compare(st, &c.closed));
+                    if explaining {
+                        self.explained.insert(cycle, (st.clone(), items));
+                    }
+                }
             }
         }
         self.adopt(b, st);
-        diffs
+        if verify {
+            diffs
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The recorded statement of the explained merchant for `cycle`, with every
+    /// event behind its lines.
+    pub fn explained(&self, m: &MerchantId, cycle: Cycle) -> Option<&(StatementClosed, Vec<ExplainItem>)> {
+        (self.explain.as_ref() == Some(m)).then(|| self.explained.get(&cycle)).flatten()
     }
 
     /// A recorded run: every cycle ended by its date is closed for its merchants.

@@ -1,0 +1,253 @@
+//! `upay settle --through DATE`: the nightly batch. It folds the history, closes
+//! every cycle that ended by DATE (per merchant, in order, in chunks written one
+//! transaction each), issues the notices whose notice date has come, and writes
+//! the transfer file of each payout date whose notice date has come. Every step
+//! reads what earlier (possibly killed) runs recorded, so a re-run finishes the
+//! work and changes nothing that was done.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use domain::{MerchantId, Yen};
+use payout::cycle::Cycle;
+use payout::zengin::{self, Transfer};
+use projections::{RunCompleted, SettlementEvent, StatementClosed};
+
+use crate::app::{refused, write_atomic, AppError};
+use crate::cli::SettleArgs;
+use crate::config::Config;
+use crate::fold::{notice_stream, History, TransferFileWritten, SETTLEMENT, SETTLEMENT_RUN, TRANSFER_FILE};
+use crate::notice_cmd::{document_for, issue, zip_encryption};
+use crate::store::{NewEvent, Store, StoreError};
+
+/// Merchants whose statements are written per transaction.
+pub const SETTLE_CHUNK_MERCHANTS_MAX: usize = 500;
+
+pub struct SettleSummary {
+    pub statements: u64,
+    pub notices: u64,
+    pub transfer_files: u64,
+}
+
+pub async fn settle(st: &Store, cfg: &Config, args: &SettleArgs) -> Result<SettleSummary, AppError> {
+    let mut h = History::load(st, false, None, None).await?;
+    let target = Cycle::last_ended_by(args.through);
+    let due = h.ledger.merchants_due(target, args.shard);
+    let progress = crate::output::Progress::new("settle", due.len() as u64);
+    let mut closed_total = 0u64;
+    for chunk in due.chunks(SETTLE_CHUNK_MERCHANTS_MAX) {
+        let mut per_merchant: Vec<(MerchantId, Vec<StatementClosed>)> = Vec::with_capacity(chunk.len());
+        for m in chunk {
+            let stmts: Vec<StatementClosed> = h.ledger.close_until(m, target).into_iter().map(|(s, _)| s.closed).collect();
+            if !stmts.is_empty() {
+                check_conservation(&h, m, &stmts)?;
+                per_merchant.push((m.clone(), stmts));
+            }
+        }
+        closed_total += write_statements(st, &mut h, per_merchant).await?;
+        progress.inc(chunk.len() as u64);
+    }
+    progress.finish();
+
+    let scope_through = h.runs.iter().filter(|r| r.shard == args.shard).map(|r| r.through).max();
+    if closed_total > 0 || scope_through.is_none_or(|t| t < args.through) {
+        let run = RunCompleted { through: args.through, shard: args.shard, statements_closed: closed_total };
+        let id = format!("{}-{}-{}", args.through, args.shard.map_or("all".to_string(), |s| format!("{}of{}", s.k, s.n)), chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0));
+        let ev = NewEvent {
+            aggregate_type: SETTLEMENT_RUN,
+            aggregate_id: id,
+            sequence: 1,
+            event_type: "SettlementRunCompleted".into(),
+            event_version: "1.0",
+            payload: serde_json::to_value(SettlementEvent::RunCompleted(run.clone())).expect("serialises"),
+        };
+        st.append(&[ev], &[], &Vec::new()).await?;
+        h.runs.push(run);
+    }
+
+    let notices = issue_notices(st, cfg, &h, args).await?;
+    let files = if args.shard.is_none() { write_transfer_files(st, cfg, &mut h, args).await? } else { 0 };
+    eprintln!(
+        "settle through {}{}: {closed_total} statements closed, {notices} notices issued, {files} transfer files written",
+        args.through,
+        args.shard.map_or(String::new(), |s| format!(" (shard {s})"))
+    );
+    Ok(SettleSummary { statements: closed_total, notices, transfer_files: files })
+}
+
+/// For a merchant: every recorded statement and the new ones must chain (each
+/// carry-in is the previous carry-out) and conserve money: the flows of every
+/// statement add up to what was paid out plus what is still carried.
+fn check_conservation(h: &History, m: &MerchantId, new: &[StatementClosed]) -> Result<(), AppError> {
+    let recorded = h.statements.range((m.clone(), NaiveDate::MIN)..=(m.clone(), NaiveDate::MAX)).map(|(_, s)| s);
+    let mut flows = Yen::ZERO;
+    let mut paid = Yen::ZERO;
+    let mut carry = Yen::ZERO;
+    for s in recorded.chain(new.iter()) {
+        let f = &s.figures;
+        f.assert_adds_up();
+        if f.carry_in != carry {
+            return Err(AppError::Invariant(format!(
+                "merchant {m} statement {}: carry-in {} is not the previous carry-out {carry}",
+                s.period_start, f.carry_in
+            )));
+        }
+        flows += f.total_net() - f.fee_tax + f.red_slips + f.chargebacks - f.transfer_fee - f.transfer_fee_tax;
+        paid += f.payout;
+        carry = f.carry_out;
+    }
+    if flows != paid + carry {
+        return Err(AppError::Invariant(format!("merchant {m}: money not conserved: flows {flows} ≠ payouts {paid} + carried {carry}")));
+    }
+    Ok(())
+}
+
+async fn write_statements(st: &Store, h: &mut History, per_merchant: Vec<(MerchantId, Vec<StatementClosed>)>) -> Result<u64, AppError> {
+    if per_merchant.is_empty() {
+        return Ok(0);
+    }
+    let build = |h: &History, group: &[(MerchantId, Vec<StatementClosed>)]| {
+        let mut events = Vec::new();
+        let mut guard = Vec::new();
+        for (m, stmts) in group {
+            let last = h.settlement_seq.get(m).copied().unwrap_or(0);
+            guard.push((SETTLEMENT, m.to_string(), last));
+            for (i, s) in stmts.iter().enumerate() {
+                events.push(NewEvent {
+                    aggregate_type: SETTLEMENT,
+                    aggregate_id: m.to_string(),
+                    sequence: last + 1 + i as i64,
+                    event_type: "StatementClosed".into(),
+                    event_version: "1.0",
+                    payload: serde_json::to_value(SettlementEvent::StatementClosed(s.clone())).expect("serialises"),
+                });
+            }
+        }
+        (events, guard)
+    };
+    let (events, guard) = build(h, &per_merchant);
+    let groups: Vec<Vec<(MerchantId, Vec<StatementClosed>)>> = match st.append(&events, &[], &guard).await {
+        Ok(()) => vec![per_merchant],
+        Err(StoreError::Conflict(_)) => {
+            // Another batch closed some of these merchants first: go one by one
+            // and leave those to it.
+            let mut done = Vec::new();
+            for one in per_merchant {
+                let (ev, g) = build(h, std::slice::from_ref(&one));
+                match st.append(&ev, &[], &g).await {
+                    Ok(()) => done.push(vec![one]),
+                    Err(StoreError::Conflict(_)) => eprintln!("merchant {}: closed by another batch at the same time; left to it", one.0),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            done
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut n = 0;
+    for (m, stmts) in groups.into_iter().flatten() {
+        let last = h.settlement_seq.entry(m.clone()).or_insert(0);
+        *last += stmts.len() as i64;
+        for s in stmts {
+            n += 1;
+            h.statements.insert((m.clone(), s.period_start), s);
+        }
+    }
+    Ok(n)
+}
+
+async fn issue_notices(st: &Store, cfg: &Config, h: &History, args: &SettleArgs) -> Result<u64, AppError> {
+    let enc = zip_encryption(args.zip_encryption);
+    let mut n = 0;
+    let due: Vec<&StatementClosed> = h
+        .statements
+        .values()
+        .filter(|s| s.figures.payout.is_positive() && s.notice_date <= args.through)
+        .filter(|s| args.shard.is_none_or(|k| k.contains(&s.merchant_id)))
+        .filter(|s| !h.notices.contains_key(&notice_stream(&s.merchant_id, s.payout_date)))
+        .collect();
+    let progress = crate::output::Progress::new("notices", due.len() as u64);
+    for s in due {
+        let contract = h.ledger.contract(&s.merchant_id).ok_or_else(|| AppError::Invariant(format!("merchant {} has a statement but no contract", s.merchant_id)))?;
+        let doc = document_for(s, contract, cfg, 1, args.through);
+        match issue(st, &args.notices_dir, enc, &contract.email, doc, s, 1, None, None).await {
+            Ok(_) => n += 1,
+            Err(AppError::Store(StoreError::Conflict(_))) => eprintln!("notice of {} {}: issued by another batch at the same time", s.merchant_id, s.payout_date),
+            Err(e) => return Err(e),
+        }
+        progress.inc(1);
+    }
+    progress.finish();
+    Ok(n)
+}
+
+/// The transfers of one payout date, ordered by merchant id.
+pub fn transfers_for(h: &History, payout_date: NaiveDate) -> Result<Vec<Transfer>, AppError> {
+    let mut out = Vec::new();
+    let by_merchant: BTreeMap<&MerchantId, &StatementClosed> = h.statements.values().filter(|s| s.payout_date == payout_date && s.figures.payout.is_positive()).map(|s| (&s.merchant_id, s)).collect();
+    for (m, s) in by_merchant {
+        let c = h.ledger.contract(m).ok_or_else(|| AppError::Invariant(format!("merchant {m} has a statement but no contract")))?;
+        let b = &c.bank;
+        out.push(Transfer {
+            bank_code: b.bank_code.clone(),
+            bank_name_kana: b.bank_name_kana.clone(),
+            branch_code: b.branch_code.clone(),
+            branch_name_kana: b.branch_name_kana.clone(),
+            account_type: match b.account_type {
+                domain::AccountType::Ordinary => zengin::AccountType::Ordinary,
+                domain::AccountType::Current => zengin::AccountType::Current,
+            },
+            account_number: b.account_number.clone(),
+            holder_kana: b.account_holder.clone(),
+            amount_yen: s.figures.payout.get(),
+            merchant_id: m.to_string(),
+        });
+    }
+    Ok(out)
+}
+
+async fn write_transfer_files(st: &Store, cfg: &Config, h: &mut History, args: &SettleArgs) -> Result<u64, AppError> {
+    let dates: std::collections::BTreeSet<NaiveDate> = h
+        .statements
+        .values()
+        .filter(|s| s.figures.payout.is_positive() && s.notice_date <= args.through && !h.transfer_files.contains_key(&s.payout_date))
+        .map(|s| s.payout_date)
+        .collect();
+    let mut n = 0;
+    for d in dates {
+        let transfers = transfers_for(h, d)?;
+        let file = zengin::write_transfer_file(&cfg.remitter, d, &transfers).map_err(|e| refused(format!("transfer file for {d}: {e}")))?;
+        let expected: i64 = transfers.iter().map(|t| t.amount_yen).sum();
+        if file.total_yen != expected || file.record_count != transfers.len() {
+            return Err(AppError::Invariant(format!("transfer file for {d}: total {} / {} records, statements pay {expected} / {}", file.total_yen, file.record_count, transfers.len())));
+        }
+        let name = format!("zengin-{}.txt", d.format("%Y%m%d"));
+        write_atomic(&args.transfers_dir.join(&name), &file.bytes)?;
+        let rec = TransferFileWritten {
+            payout_date: d,
+            file_name: name,
+            record_count: file.record_count as u64,
+            total_yen: file.total_yen,
+            sha256: file.sha256_hex.clone(),
+            remitter: cfg.remitter.clone(),
+            transfers,
+        };
+        let ev = NewEvent {
+            aggregate_type: TRANSFER_FILE,
+            aggregate_id: d.to_string(),
+            sequence: 1,
+            event_type: "TransferFileWritten".into(),
+            event_version: "1.0",
+            payload: serde_json::to_value(&rec).expect("serialises"),
+        };
+        match st.append(&[ev], &[], &Vec::new()).await {
+            Ok(()) => {
+                h.transfer_files.insert(d, rec);
+                n += 1;
+            }
+            Err(StoreError::Conflict(_)) => eprintln!("transfer file for {d}: written by another batch at the same time"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,480 @@
+//! `upay ingest merchants|events`: the whole file is parsed and validated before
+//! anything is written; a malformed file is refused whole (exit 2) with every bad
+//! row listed. Well-formed event rows are applied in file order through the
+//! Payment aggregate's own `decide`, in chunks: the touched aggregates are loaded
+//! with one query, decided in memory, and the chunk's events, refusals and
+//! idempotency records are written in one transaction. A chunk that dies half
+//! way is rolled back; running the file again completes it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use cqrs_es::CqrsFramework;
+use domain::ids::parse_digits;
+use domain::merchant::{Merchant, MerchantCommand, MerchantEvent};
+use domain::payment::{AuthorizeFields, Payment, PaymentCommand, PaymentCommandKind, PaymentContext, PaymentEvent, INSTALLMENTS_MAX};
+use domain::time::parse_instant;
+use domain::{contract, AccountType, Brand, CardToken, EventId, FeeTaxPolicy, MerchantContract, MerchantId, NoticePassword, PayeeBank, Rate, Rates, TxnId, Yen};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::app::{refused, AppError};
+use crate::csvin::{check_header, Table};
+use crate::store::{NewEvent, NewInput, Store, StoreError};
+
+/// Rows decided and written per transaction.
+pub const INGEST_CHUNK_ROWS_MAX: usize = 10_000;
+/// How often a chunk is retried when another writer touched its transactions.
+const CHUNK_ATTEMPTS_MAX: usize = 3;
+
+pub const MERCHANT_COLUMNS: [&str; 16] = [
+    "merchant_id", "name", "contact", "email", "bank_code", "bank_name", "branch_code", "branch_name", "account_type",
+    "account_number", "account_holder", "rate_visa_master", "rate_jcb_other", "rate_emoney", "fee_tax", "notice_password",
+];
+pub const MERCHANT_OPTIONAL_COLUMNS: [&str; 2] = ["bank_name_kana", "branch_name_kana"];
+pub const EVENT_COLUMNS: [&str; 10] = ["event_id", "kind", "txn_id", "merchant_id", "at", "brand", "amount", "card", "installments", "code"];
+
+pub struct ParsedMerchant {
+    pub line: u64,
+    pub contract: MerchantContract,
+    pub password: NoticePassword,
+}
+
+/// Collects the reasons one row is malformed.
+struct RowErrors(Vec<String>);
+
+impl RowErrors {
+    fn take<T>(&mut self, r: Result<T, domain::ParseError>) -> Option<T> {
+        r.map_err(|e| self.0.push(e.to_string())).ok()
+    }
+}
+
+fn row_count_error(path: &Path, line: u64, got: usize, want: usize) -> String {
+    format!("{}:{line}: has {got} fields, the header has {want}", path.display())
+}
+
+fn text_field(errs: &mut RowErrors, name: &'static str, v: &str, printed: bool) -> String {
+    let t = v.trim();
+    if t.is_empty() {
+        errs.0.push(format!("{name} is empty"));
+    } else if printed {
+        let bad = notices::undrawable_chars(t);
+        if !bad.is_empty() {
+            errs.0.push(format!("{name}: the notice font cannot draw {}", bad.iter().map(|c| format!("'{c}' (U+{:04X})", *c as u32)).collect::<Vec<_>>().join(", ")));
+        }
+    }
+    t.to_string()
+}
+
+fn kana_field(errs: &mut RowErrors, name: &'static str, v: &str, required: bool) -> String {
+    let t = v.trim();
+    if t.is_empty() {
+        if required {
+            errs.0.push(format!("{name} is empty"));
+        }
+    } else if let Err(e) = payout::kana::validate_transfer_kana(t) {
+        errs.0.push(format!("{name}: {e}"));
+    }
+    t.to_string()
+}
+
+pub fn parse_merchants(path: &Path, t: &Table) -> Result<Vec<ParsedMerchant>, AppError> {
+    check_header(path, t, &MERCHANT_COLUMNS, &MERCHANT_OPTIONAL_COLUMNS)?;
+    let col = t.column_index();
+    let mut out: Vec<ParsedMerchant> = Vec::new();
+    let mut seen: HashMap<MerchantId, usize> = HashMap::new();
+    let mut bad = Vec::new();
+    for row in &t.rows {
+        if row.fields.len() != t.header.len() {
+            bad.push(row_count_error(path, row.line, row.fields.len(), t.header.len()));
+            continue;
+        }
+        let f = |name: &str| col.get(name).map_or("", |i| row.fields[*i].as_str());
+        let mut e = RowErrors(Vec::new());
+        let merchant_id = e.take(MerchantId::parse(f("merchant_id")));
+        let name = text_field(&mut e, "name", f("name"), true);
+        let contact = text_field(&mut e, "contact", f("contact"), true);
+        let email = e.take(contract::parse_email(f("email")));
+        let bank_code = e.take(parse_digits("bank_code", f("bank_code"), 4));
+        let bank_name = text_field(&mut e, "bank_name", f("bank_name"), true);
+        let branch_code = e.take(parse_digits("branch_code", f("branch_code"), 3));
+        let branch_name = text_field(&mut e, "branch_name", f("branch_name"), true);
+        let account_type = e.take(AccountType::parse(f("account_type")));
+        let account_number = e.take(parse_digits("account_number", f("account_number"), 7));
+        let account_holder = kana_field(&mut e, "account_holder", f("account_holder"), true);
+        let bank_name_kana = kana_field(&mut e, "bank_name_kana", f("bank_name_kana"), false);
+        let branch_name_kana = kana_field(&mut e, "branch_name_kana", f("branch_name_kana"), false);
+        let rv = e.take(Rate::parse(f("rate_visa_master")).map_err(|x| domain::ParseError::new(format!("rate_visa_master: {x}"))));
+        let rj = e.take(Rate::parse(f("rate_jcb_other")).map_err(|x| domain::ParseError::new(format!("rate_jcb_other: {x}"))));
+        let re = e.take(Rate::parse(f("rate_emoney")).map_err(|x| domain::ParseError::new(format!("rate_emoney: {x}"))));
+        let fee_tax = e.take(FeeTaxPolicy::parse(f("fee_tax")));
+        let password = e.take(NoticePassword::parse(f("notice_password")));
+        if !e.0.is_empty() {
+            bad.push(format!("{}:{}: {}", path.display(), row.line, e.0.join("; ")));
+            continue;
+        }
+        let (Some(merchant_id), Some(email), Some(bank_code), Some(branch_code), Some(account_type), Some(account_number), Some(rv), Some(rj), Some(re), Some(fee_tax), Some(password)) =
+            (merchant_id, email, bank_code, branch_code, account_type, account_number, rv, rj, re, fee_tax, password)
+        else {
+            unreachable!("every None pushed an error");
+        };
+        let contract = MerchantContract {
+            merchant_id: merchant_id.clone(),
+            name,
+            contact,
+            email,
+            bank: PayeeBank { bank_code, bank_name, branch_code, branch_name, account_type, account_number, account_holder, bank_name_kana, branch_name_kana },
+            rates: Rates { visa_master: rv, jcb_other: rj, emoney: re },
+            fee_tax,
+        };
+        if let Some(&i) = seen.get(&merchant_id) {
+            if out[i].contract != contract || out[i].password != password {
+                bad.push(format!("{}:{}: merchant {merchant_id} appears again (line {}) with different fields", path.display(), row.line, out[i].line));
+            }
+            continue;
+        }
+        seen.insert(merchant_id, out.len());
+        out.push(ParsedMerchant { line: row.line, contract, password });
+    }
+    if !bad.is_empty() {
+        return Err(refused(format!("{}\n{}: refused, nothing recorded ({} bad rows)", bad.join("\n"), path.display(), bad.len())));
+    }
+    Ok(out)
+}
+
+/// Records merchants through the cqrs-es single-command path (postgres-es or
+/// sqlite-es), one merchant at a time; the password goes to the secrets table.
+pub async fn record_merchants(st: &Store, merchants: Vec<ParsedMerchant>) -> Result<(usize, usize, usize), AppError> {
+    let (mut new, mut changed, mut unchanged) = (0, 0, 0);
+    enum Fw {
+        Pg(postgres_es::PostgresCqrs<Merchant>),
+        Lite(sqlite_es::SqliteCqrs<Merchant>),
+    }
+    let fw = match st {
+        Store::Pg(p) => Fw::Pg(postgres_es::postgres_cqrs(p.clone(), vec![], ())),
+        Store::Lite(p) => Fw::Lite(sqlite_es::sqlite_cqrs(p.clone(), vec![], ())),
+    };
+    for m in merchants {
+        let id = m.contract.merchant_id.to_string();
+        let mut state = Merchant::default();
+        for r in st.load_streams("Merchant", std::slice::from_ref(&id)).await? {
+            let e: MerchantEvent = serde_json::from_str(&r.payload).map_err(|e| StoreError::Corrupt(format!("merchant {id}: {e}")))?;
+            state.apply(&e);
+        }
+        let stored = st.secret(&id).await?;
+        let password_changed = stored.as_deref() != Some(m.password.expose_secret());
+        let cmd = MerchantCommand::Import { contract: m.contract.clone(), password_changed: password_changed && state.contract.is_some() };
+        let events = state.decide(&cmd).map_err(|e| refused(format!("line {}: {e}", m.line)))?;
+        match Merchant::outcome(&events) {
+            domain::merchant::ImportOutcome::New => new += 1,
+            domain::merchant::ImportOutcome::Changed => changed += 1,
+            domain::merchant::ImportOutcome::Unchanged => unchanged += 1,
+        }
+        if !events.is_empty() {
+            let r = match &fw {
+                Fw::Pg(f) => execute(f, &id, cmd).await,
+                Fw::Lite(f) => execute(f, &id, cmd).await,
+            };
+            r.map_err(|e| AppError::Store(StoreError::Corrupt(format!("merchant {id}: {e}"))))?;
+        }
+        if password_changed {
+            st.put_secret(&id, m.password.expose_secret()).await?;
+        }
+    }
+    st.seal().await?;
+    eprintln!("merchants: {new} new, {changed} changed, {unchanged} unchanged");
+    Ok((new, changed, unchanged))
+}
+
+async fn execute<ES: cqrs_es::EventStore<Merchant>>(f: &CqrsFramework<Merchant, ES>, id: &str, cmd: MerchantCommand) -> Result<(), String> {
+    f.execute(id, cmd).await.map_err(|e| e.to_string())
+}
+
+/// One well-formed row of events.csv.
+pub struct ParsedEvent {
+    pub line: u64,
+    pub digest: String,
+    pub cmd: PaymentCommand,
+}
+
+/// Which fields a kind requires, allows, and forbids (SPEC §6).
+struct KindRule {
+    required: &'static [&'static str],
+    optional: &'static [&'static str],
+}
+
+fn kind_rule(kind: &str) -> Option<KindRule> {
+    const OPENING: &[&str] = &["event_id", "txn_id", "merchant_id", "at", "brand", "amount", "card"];
+    Some(match kind {
+        "authorize" | "sale" => KindRule { required: OPENING, optional: &["installments"] },
+        "decline" => KindRule { required: OPENING, optional: &["installments", "code"] },
+        "capture" => KindRule { required: &["event_id", "txn_id", "at"], optional: &["merchant_id", "amount"] },
+        // An empty card is well formed: it never matches, and is refused P1245 (rule 9).
+        "void" => KindRule { required: &["event_id", "txn_id", "at"], optional: &["merchant_id", "card"] },
+        "chargeback" => KindRule { required: &["event_id", "txn_id", "at"], optional: &["merchant_id", "amount"] },
+        "chargeback_reversal" => KindRule { required: &["event_id", "txn_id", "at"], optional: &["merchant_id"] },
+        _ => return None,
+    })
+}
+
+fn parse_event_row(fields: &[String]) -> Result<(EventId, PaymentCommand), Vec<String>> {
+    let get = |i: usize| fields[i].trim();
+    let names = EVENT_COLUMNS;
+    let mut e = RowErrors(Vec::new());
+    let kind = get(1);
+    let Some(rule) = kind_rule(kind) else {
+        return Err(vec![format!("unknown kind '{kind}' (authorize, sale, decline, capture, void, chargeback, chargeback_reversal)")]);
+    };
+    for (i, n) in names.iter().enumerate() {
+        if i == 1 {
+            continue;
+        }
+        let present = !get(i).is_empty();
+        if rule.required.contains(n) && !present {
+            e.0.push(format!("{kind}: {n} is required"));
+        } else if present && !rule.required.contains(n) && !rule.optional.contains(n) {
+            e.0.push(format!("{kind}: {n} must be empty"));
+        }
+    }
+    if !e.0.is_empty() {
+        return Err(e.0);
+    }
+    let opt = |i: usize| Some(get(i)).filter(|s| !s.is_empty());
+    let event_id = e.take(EventId::parse(get(0)));
+    let txn_id = e.take(TxnId::parse(get(2)));
+    let merchant_id = opt(3).and_then(|s| e.take(MerchantId::parse(s)));
+    let at = e.take(parse_instant(get(4)));
+    let brand = opt(5).and_then(|s| e.take(Brand::parse(s)));
+    let amount = opt(6).and_then(|s| e.take(Yen::parse_amount(s)));
+    let card = opt(7).and_then(|s| e.take(CardToken::parse(s)));
+    let installments = opt(8).and_then(|s| match s.parse::<u8>() {
+        Ok(n) if (1..=INSTALLMENTS_MAX).contains(&n) => Some(n),
+        _ => {
+            e.0.push(format!("installments '{s}' is not a whole number from 1 to {INSTALLMENTS_MAX}"));
+            None
+        }
+    });
+    let codes: Vec<String> = get(9).split_whitespace().map(str::to_string).collect();
+    if let Some(c) = codes.iter().find(|c| !c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-')) {
+        e.0.push(format!("code '{c}' is not a response code like ng-02 or G12"));
+    }
+    if !e.0.is_empty() {
+        return Err(e.0);
+    }
+    let (Some(event_id), Some(txn_id), Some(at)) = (event_id, txn_id, at) else { unreachable!("errors pushed") };
+    let opening = || AuthorizeFields {
+        merchant_id: merchant_id.clone().expect("required"),
+        brand: brand.expect("required"),
+        amount: amount.expect("required"),
+        card: card.clone().expect("required"),
+        installments,
+    };
+    let kind = match kind {
+        "authorize" => PaymentCommandKind::Authorize(opening()),
+        "sale" => PaymentCommandKind::Sale(opening()),
+        "decline" => PaymentCommandKind::Decline { fields: opening(), codes },
+        "capture" => PaymentCommandKind::Capture { merchant_id, amount },
+        "void" => PaymentCommandKind::Void { merchant_id, card },
+        "chargeback" => PaymentCommandKind::Chargeback { merchant_id, amount },
+        "chargeback_reversal" => PaymentCommandKind::ChargebackReversal { merchant_id },
+        _ => unreachable!("kind checked"),
+    };
+    Ok((event_id.clone(), PaymentCommand { event_id, txn_id, at, kind }))
+}
+
+/// The content of a row, for "same event_id, same content" (the event id aside).
+fn row_digest(fields: &[String]) -> String {
+    let mut h = Sha256::new();
+    for f in &fields[1..] {
+        h.update(f.trim().as_bytes());
+        h.update(b"\x1f");
+    }
+    hex::encode(h.finalize())
+}
+
+pub fn parse_events(path: &Path, t: &Table) -> Result<Vec<ParsedEvent>, AppError> {
+    check_header(path, t, &EVENT_COLUMNS, &[])?;
+    let col = t.column_index();
+    let order: Vec<usize> = EVENT_COLUMNS.iter().map(|c| col[c]).collect();
+    let mut out = Vec::with_capacity(t.rows.len());
+    let mut seen: HashMap<String, (u64, String)> = HashMap::new();
+    let mut bad = Vec::new();
+    for row in &t.rows {
+        if row.fields.len() != t.header.len() {
+            bad.push(row_count_error(path, row.line, row.fields.len(), t.header.len()));
+            continue;
+        }
+        let fields: Vec<String> = order.iter().map(|i| row.fields[*i].clone()).collect();
+        match parse_event_row(&fields) {
+            Err(reasons) => bad.push(format!("{}:{}: {}", path.display(), row.line, reasons.join("; "))),
+            Ok((event_id, cmd)) => {
+                let digest = row_digest(&fields);
+                if let Some((line, d)) = seen.get(event_id.as_str()) {
+                    if *d != digest {
+                        bad.push(format!("{}:{}: event_id {event_id} already appears on line {line} with different content", path.display(), row.line));
+                    }
+                    // Same content: skipped as already present.
+                    continue;
+                }
+                seen.insert(event_id.to_string(), (row.line, digest.clone()));
+                out.push(ParsedEvent { line: row.line, digest, cmd });
+            }
+        }
+    }
+    if !bad.is_empty() {
+        return Err(refused(format!("{}\n{}: refused, nothing recorded ({} bad rows)", bad.join("\n"), path.display(), bad.len())));
+    }
+    Ok(out)
+}
+
+/// A refusal as recorded (`Refusal` stream, one per refused input row).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EventRefused {
+    pub event_id: String,
+    pub txn_id: String,
+    pub kind: String,
+    pub code: String,
+    pub message: String,
+    pub at: String,
+}
+
+#[derive(Default)]
+pub struct IngestSummary {
+    pub recorded: u64,
+    pub present: u64,
+    pub refused: BTreeMap<String, u64>,
+}
+
+/// The merchants registered so far.
+pub async fn registered_merchants(st: &Store) -> Result<HashSet<MerchantId>, AppError> {
+    let mut set = HashSet::new();
+    st.for_each_event::<AppError, _>(0, None, Some(&["Merchant"]), |r| {
+        if r.event_type == "MerchantRegistered" {
+            set.insert(MerchantId::parse(&r.aggregate_id).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(set)
+}
+
+pub async fn record_events(st: &Store, path: &Path, rows: Vec<ParsedEvent>) -> Result<IngestSummary, AppError> {
+    let mut summary = IngestSummary::default();
+    // Event ids already recorded: the same content is skipped, other content refuses the file.
+    let mut present: HashSet<String> = HashSet::new();
+    let mut bad = Vec::new();
+    for chunk in rows.chunks(INGEST_CHUNK_ROWS_MAX) {
+        let ids: Vec<String> = chunk.iter().map(|r| r.cmd.event_id.to_string()).collect();
+        let known = st.inputs_lookup(&ids).await?;
+        for r in chunk {
+            if let Some(d) = known.get(r.cmd.event_id.as_str()) {
+                if *d == r.digest {
+                    present.insert(r.cmd.event_id.to_string());
+                } else {
+                    bad.push(format!("{}:{}: event_id {} was already recorded with different content", path.display(), r.line, r.cmd.event_id));
+                }
+            }
+        }
+    }
+    if !bad.is_empty() {
+        return Err(refused(format!("{}\n{}: refused, nothing recorded ({} bad rows)", bad.join("\n"), path.display(), bad.len())));
+    }
+    summary.present = present.len() as u64;
+    let todo: Vec<&ParsedEvent> = rows.iter().filter(|r| !present.contains(r.cmd.event_id.as_str())).collect();
+    let merchants = registered_merchants(st).await?;
+    let progress = crate::output::Progress::new("ingest", todo.len() as u64);
+    let mut cache: HashMap<TxnId, (Payment, i64)> = HashMap::new();
+    for chunk in todo.chunks(INGEST_CHUNK_ROWS_MAX) {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let missing: Vec<String> = chunk.iter().map(|r| &r.cmd.txn_id).filter(|t| !cache.contains_key(*t)).map(|t| t.to_string()).collect::<HashSet<_>>().into_iter().collect();
+            for r in st.load_streams("Payment", &missing).await? {
+                let e: PaymentEvent = serde_json::from_str(&r.payload).map_err(|e| StoreError::Corrupt(format!("position {}: {e}", r.position)))?;
+                let entry = cache.entry(TxnId::parse(&r.aggregate_id).map_err(|e| StoreError::Corrupt(e.to_string()))?).or_default();
+                entry.0.apply(&e);
+                entry.1 = r.sequence;
+            }
+            let mut work: HashMap<TxnId, (Payment, i64)> = HashMap::new();
+            let mut events = Vec::with_capacity(chunk.len() * 2);
+            let mut inputs = Vec::with_capacity(chunk.len());
+            let mut refused_here: BTreeMap<String, u64> = BTreeMap::new();
+            let mut recorded_here = 0u64;
+            for r in chunk {
+                let txn = &r.cmd.txn_id;
+                let (state, seq) = work.entry(txn.clone()).or_insert_with(|| cache.get(txn).cloned().unwrap_or_default());
+                let ctx = PaymentContext {
+                    merchant_registered: match &r.cmd.kind {
+                        PaymentCommandKind::Authorize(f) | PaymentCommandKind::Sale(f) | PaymentCommandKind::Decline { fields: f, .. } => merchants.contains(&f.merchant_id),
+                        _ => true,
+                    },
+                };
+                match state.decide(&r.cmd, ctx) {
+                    Ok(evs) => {
+                        for e in evs {
+                            state.apply(&e);
+                            *seq += 1;
+                            events.push(NewEvent {
+                                aggregate_type: "Payment",
+                                aggregate_id: txn.to_string(),
+                                sequence: *seq,
+                                event_type: e.name().to_string(),
+                                event_version: "1.0",
+                                payload: serde_json::to_value(&e).expect("events serialise"),
+                            });
+                        }
+                        inputs.push(NewInput { event_id: r.cmd.event_id.to_string(), digest: r.digest.clone(), outcome: "recorded".into() });
+                        recorded_here += 1;
+                    }
+                    Err(refusal) => {
+                        let rec = EventRefused {
+                            event_id: r.cmd.event_id.to_string(),
+                            txn_id: txn.to_string(),
+                            kind: r.cmd.kind.name().to_string(),
+                            code: refusal.code().to_string(),
+                            message: refusal.to_string(),
+                            at: r.cmd.at.to_rfc3339(),
+                        };
+                        events.push(NewEvent {
+                            aggregate_type: "Refusal",
+                            aggregate_id: r.cmd.event_id.to_string(),
+                            sequence: 1,
+                            event_type: "EventRefused".into(),
+                            event_version: "1.0",
+                            payload: serde_json::to_value(&rec).expect("refusal serialises"),
+                        });
+                        inputs.push(NewInput { event_id: r.cmd.event_id.to_string(), digest: r.digest.clone(), outcome: refusal.code().to_string() });
+                        *refused_here.entry(refusal.code().to_string()).or_default() += 1;
+                    }
+                }
+            }
+            match st.append(&events, &inputs, &Vec::new()).await {
+                Ok(()) => {
+                    cache.extend(work);
+                    summary.recorded += recorded_here;
+                    for (k, v) in refused_here {
+                        *summary.refused.entry(k).or_default() += v;
+                    }
+                    progress.inc(chunk.len() as u64);
+                    break;
+                }
+                Err(StoreError::Conflict(what)) if attempt < CHUNK_ATTEMPTS_MAX => {
+                    tracing::warn!("chunk conflicted with another writer ({what}); reloading and retrying");
+                    cache.clear();
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    progress.finish();
+    let refused_total: u64 = summary.refused.values().sum();
+    let by_code: Vec<String> = summary.refused.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    eprintln!(
+        "events: {} recorded, {} already present, {} refused{}",
+        summary.recorded,
+        summary.present,
+        refused_total,
+        if by_code.is_empty() { String::new() } else { format!(" ({})", by_code.join(", ")) }
+    );
+    Ok(summary)
+}

@@ -1,0 +1,42 @@
+//! `upay`: the settlement and payout engine's command line. `main` parses the
+//! arguments and hands over; each command lives in its own module.
+
+mod app;
+mod audit;
+mod batch;
+mod cli;
+mod config;
+mod csvin;
+mod demo;
+mod export;
+mod fold;
+mod ingest;
+mod notice_cmd;
+mod output;
+mod schedule;
+mod store;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // Help and version go to stdout with 0; usage errors exit 2.
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    app::init_tracing();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    match rt.block_on(app::run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("upay: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! The event store: one `events` table (the postgres-es / sqlite-es layout plus
+//! `global_position`, `recorded_at`, `chain_hash`) behind one interface, on
+//! PostgreSQL or SQLite. The single-command path goes through postgres-es /
+//! sqlite-es (merchant imports); the bulk paths (event ingest, the batch) use our
+//! own batched sqlx reads and writes over the same table.
+
+mod pg;
+mod sqlite;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+/// Rows written per INSERT statement.
+pub const INSERT_ROWS_MAX: usize = 1_000;
+/// The chain's value before the first row.
+pub const CHAIN_GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("{0}")]
+    BadUrl(String),
+    #[error("another writer changed stream {0} first")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("the stored history is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+/// A row of the events table as read back.
+#[derive(Clone, Debug)]
+pub struct RecordedEvent {
+    pub position: i64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: String,
+    pub metadata: String,
+    pub recorded_at: DateTime<Utc>,
+    pub chain_hash: Option<String>,
+}
+
+/// A row to write.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    pub aggregate_type: &'static str,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: &'static str,
+    pub payload: serde_json::Value,
+}
+
+/// An input row's idempotency record.
+#[derive(Clone, Debug)]
+pub struct NewInput {
+    pub event_id: String,
+    pub digest: String,
+    pub outcome: String,
+}
+
+/// Streams a write expects to find at a given last sequence (0 = empty):
+/// otherwise another writer got there first and the write is refused whole.
+pub type StreamGuard = Vec<(&'static str, String, i64)>;
+
+pub struct OutboxItem {
+    pub notice_no: String,
+    pub merchant_id: String,
+    pub email: String,
+    pub payout_date: String,
+    pub zip: Vec<u8>,
+    pub attempts: i64,
+}
+
+#[derive(Clone)]
+pub enum Store {
+    Pg(sqlx::PgPool),
+    Lite(sqlx::SqlitePool),
+}
+
+/// The canonical text of a JSON value: keys sorted, no spaces (serde_json's
+/// `Value` keeps keys in a BTreeMap).
+pub fn canonical_json(v: &serde_json::Value) -> String {
+    serde_json::to_string(v).expect("a JSON value serialises")
+}
+
+/// SHA-256 over the previous hash and the row's fields, in hex.
+pub fn chain_hash(prev: &str, position: i64, e: &ChainFields<'_>) -> String {
+    let mut h = Sha256::new();
+    for part in [prev, &position.to_string(), e.aggregate_type, e.aggregate_id, &e.sequence.to_string(), e.event_type, e.event_version, e.payload_canonical] {
+        h.update(part.as_bytes());
+        h.update(b"\x1f");
+    }
+    hex::encode(h.finalize())
+}
+
+pub struct ChainFields<'a> {
+    pub aggregate_type: &'a str,
+    pub aggregate_id: &'a str,
+    pub sequence: i64,
+    pub event_type: &'a str,
+    pub event_version: &'a str,
+    pub payload_canonical: &'a str,
+}
+
+impl RecordedEvent {
+    pub fn payload_json(&self) -> Result<serde_json::Value, StoreError> {
+        serde_json::from_str(&self.payload)
+            .map_err(|e| StoreError::Corrupt(format!("position {}: payload is not JSON: {e}", self.position)))
+    }
+
+    /// The chain hash this row should carry after `prev`.
+    pub fn expected_hash(&self, prev: &str) -> Result<String, StoreError> {
+        let canon = canonical_json(&self.payload_json()?);
+        Ok(chain_hash(
+            prev,
+            self.position,
+            &ChainFields {
+                aggregate_type: &self.aggregate_type,
+                aggregate_id: &self.aggregate_id,
+                sequence: self.sequence,
+                event_type: &self.event_type,
+                event_version: &self.event_version,
+                payload_canonical: &canon,
+            },
+        ))
+    }
+}
+
+impl Store {
+    /// Opens (and on first use creates the schema of) the store at `url`:
+    /// `sqlite://PATH` or `postgres://USER@HOST:PORT/DB`.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            sqlite::open(url, path).await.map(Store::Lite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            pg::open(url).await.map(Store::Pg)
+        } else {
+            Err(StoreError::BadUrl(format!(
+                "--store '{url}' is neither sqlite://PATH nor postgres://USER@HOST:PORT/DB"
+            )))
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Store::Pg(_) => "postgres",
+            Store::Lite(_) => "sqlite",
+        }
+    }
+
+    /// Every event after `after` (and recorded up to `until`, if given) in
+    /// recording order, in one consistent read; stops at the first error of `f`.
+    /// Returns how many rows were read, checked against a count in the same
+    /// snapshot so a silently shortened read cannot pass.
+    pub async fn for_each_event<E, F>(&self, after: i64, until: Option<DateTime<Utc>>, types: Option<&[&str]>, f: F) -> Result<u64, E>
+    where
+        F: FnMut(RecordedEvent) -> Result<(), E>,
+        E: From<StoreError>,
+    {
+        match self {
+            Store::Pg(p) => pg::for_each_event(p, after, until, types, f).await,
+            Store::Lite(p) => sqlite::for_each_event(p, after, until, types, f).await,
+        }
+    }
+
+    /// The events of the given streams, ordered by stream and sequence.
+    pub async fn load_streams(&self, aggregate_type: &str, ids: &[String]) -> Result<Vec<RecordedEvent>, StoreError> {
+        match self {
+            Store::Pg(p) => pg::load_streams(p, aggregate_type, ids).await,
+            Store::Lite(p) => sqlite::load_streams(p, aggregate_type, ids).await,
+        }
+    }
+
+    /// The digests of the given event ids already recorded.
+    pub async fn inputs_lookup(&self, ids: &[String]) -> Result<HashMap<String, String>, StoreError> {
+        match self {
+            Store::Pg(p) => pg::inputs_lookup(p, ids).await,
+            Store::Lite(p) => sqlite::inputs_lookup(p, ids).await,
+        }
+    }
+
+    /// Writes events and input records in one transaction, under the log lock,
+    /// chaining every row (first sealing any row written by another path).
+    pub async fn append(&self, events: &[NewEvent], inputs: &[NewInput], guard: &StreamGuard) -> Result<(), StoreError> {
+        match self {
+            Store::Pg(p) => pg::append(p, events, inputs, guard).await,
+            Store::Lite(p) => sqlite::append(p, events, inputs, guard).await,
+        }
+    }
+
+    /// Chains rows inserted without a hash (the postgres-es / sqlite-es path).
+    pub async fn seal(&self) -> Result<(), StoreError> {
+        self.append(&[], &[], &Vec::new()).await
+    }
+
+    pub async fn secret(&self, merchant_id: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Pg(p) => Ok(sqlx::query_scalar("SELECT notice_password FROM merchant_secrets WHERE merchant_id = $1").bind(merchant_id).fetch_optional(p).await?),
+            Store::Lite(p) => Ok(sqlx::query_scalar("SELECT notice_password FROM merchant_secrets WHERE merchant_id = ?").bind(merchant_id).fetch_optional(p).await?),
+        }
+    }
+
+    pub async fn put_secret(&self, merchant_id: &str, password: &str) -> Result<(), StoreError> {
+        let sql = "INSERT INTO merchant_secrets (merchant_id, notice_password) VALUES ($1, $2) ON CONFLICT (merchant_id) DO UPDATE SET notice_password = excluded.notice_password";
+        match self {
+            Store::Pg(p) => sqlx::query(sql).bind(merchant_id).bind(password).execute(p).await?,
+            Store::Lite(p) => {
+                sqlx::query(&sql.replace("$1", "?1").replace("$2", "?2")).bind(merchant_id).bind(password).execute(p).await?.rows_affected();
+                return Ok(());
+            }
+        };
+        Ok(())
+    }
+
+    /// Queues a notice for delivery (once: a notice already queued stays as it is).
+    pub async fn outbox_put(&self, notice_no: &str, merchant_id: &str, email: &str, payout_date: &str, zip: &[u8]) -> Result<(), StoreError> {
+        let sql = "INSERT INTO notice_outbox (notice_no, merchant_id, email, payout_date, zip) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (notice_no) DO NOTHING";
+        match self {
+            Store::Pg(p) => {
+                sqlx::query(sql).bind(notice_no).bind(merchant_id).bind(email).bind(payout_date).bind(zip).execute(p).await?;
+            }
+            Store::Lite(p) => {
+                sqlx::query(&lite_params(sql)).bind(notice_no).bind(merchant_id).bind(email).bind(payout_date).bind(zip).execute(p).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn outbox_pending(&self) -> Result<Vec<OutboxItem>, StoreError> {
+        let sql = "SELECT notice_no, merchant_id, email, payout_date, zip, attempts FROM notice_outbox WHERE sent_at IS NULL ORDER BY notice_no";
+        use sqlx::Row;
+        let map = |r: &dyn Fn(&str) -> (String, String, String, String, Vec<u8>, i64)| r("");
+        let _ = map;
+        Ok(match self {
+            Store::Pg(p) => sqlx::query(sql)
+                .fetch_all(p)
+                .await?
+                .iter()
+                .map(|r| OutboxItem {
+                    notice_no: r.get(0),
+                    merchant_id: r.get(1),
+                    email: r.get(2),
+                    payout_date: r.get(3),
+                    zip: r.get(4),
+                    attempts: i64::from(r.get::<i32, _>(5)),
+                })
+                .collect(),
+            Store::Lite(p) => sqlx::query(sql)
+                .fetch_all(p)
+                .await?
+                .iter()
+                .map(|r| OutboxItem {
+                    notice_no: r.get(0),
+                    merchant_id: r.get(1),
+                    email: r.get(2),
+                    payout_date: r.get(3),
+                    zip: r.get(4),
+                    attempts: r.get(5),
+                })
+                .collect(),
+        })
+    }
+
+    /// Marks a notice sent (only if it was not already: never twice).
+    pub async fn outbox_mark(&self, notice_no: &str, result: Result<&str, &str>) -> Result<bool, StoreError> {
+        let (sql, v) = match result {
+            Ok(sent_at) => ("UPDATE notice_outbox SET sent_at = $2, attempts = attempts + 1, last_error = NULL WHERE notice_no = $1 AND sent_at IS NULL", sent_at),
+            Err(e) => ("UPDATE notice_outbox SET attempts = attempts + 1, last_error = $2 WHERE notice_no = $1 AND sent_at IS NULL", e),
+        };
+        let n = match self {
+            Store::Pg(p) => sqlx::query(sql).bind(notice_no).bind(v).execute(p).await?.rows_affected(),
+            Store::Lite(p) => sqlx::query(&lite_params(sql)).bind(notice_no).bind(v).execute(p).await?.rows_affected(),
+        };
+        Ok(n == 1)
+    }
+
+    /// Runs raw SQL (tests and tamper drills only go through psql/sqlite3; this is
+    /// for the benchmark's comparison table).
+    pub async fn execute_raw(&self, sql: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Pg(p) => {
+                sqlx::raw_sql(sql).execute(p).await?;
+            }
+            Store::Lite(p) => {
+                sqlx::raw_sql(sql).execute(p).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `$1` placeholders as SQLite's numbered `?1`.
+pub fn lite_params(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_keys() {
+        let v: serde_json::Value = serde_json::from_str(r#"{"b":1,"a":{"d":2,"c":"x"}}"#).unwrap();
+        assert_eq!(canonical_json(&v), r#"{"a":{"c":"x","d":2},"b":1}"#);
+    }
+
+    #[test]
+    fn lite_params_numbers_placeholders() {
+        assert_eq!(lite_params("a = $1 AND b = $12"), "a = ?1 AND b = ?12");
+    }
+}
+
+impl Store {
+    /// The last sealed position and hash, as the writers recorded them.
+    pub async fn log_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let sql = "SELECT position, hash FROM log_head WHERE id = 1";
+        Ok(match self {
+            Store::Pg(p) => sqlx::query_as(sql).fetch_optional(p).await?,
+            Store::Lite(p) => sqlx::query_as(sql).fetch_optional(p).await?,
+        })
+    }
+}

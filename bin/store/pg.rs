@@ -1,0 +1,216 @@
+//! PostgreSQL: batched reads and writes with our own sqlx queries.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+
+use super::{canonical_json, chain_hash, ChainFields, NewEvent, NewInput, RecordedEvent, StoreError, StreamGuard, CHAIN_GENESIS, INSERT_ROWS_MAX};
+
+const SCHEMA: &str = include_str!("../migrations/postgres.sql");
+/// The advisory lock every writer of the events table holds until commit.
+const LOG_LOCK: i64 = 7_261_001;
+/// Serialises schema creation between processes starting at once.
+const SCHEMA_LOCK: i64 = 7_261_000;
+
+pub async fn open(url: &str) -> Result<PgPool, StoreError> {
+    let unreachable = |e: sqlx::Error| StoreError::Unreachable { url: redact(url), reason: e.to_string() };
+    let opts: PgConnectOptions = url.parse().map_err(unreachable)?;
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .connect_with(opts)
+        .await
+        .map_err(unreachable)?;
+    let mut conn = pool.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock($1)").bind(SCHEMA_LOCK).execute(&mut *conn).await?;
+    let created = sqlx::raw_sql(SCHEMA).execute(&mut *conn).await;
+    sqlx::query("SELECT pg_advisory_unlock($1)").bind(SCHEMA_LOCK).execute(&mut *conn).await?;
+    created?;
+    Ok(pool)
+}
+
+/// The URL without a password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let user = &url[s + 3..at];
+            let user = user.split(':').next().unwrap_or("");
+            format!("{}{}@{}", &url[..s + 3], user, &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+const SELECT_COLUMNS: &str = "global_position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload::text, metadata::text, recorded_at, chain_hash";
+
+fn row_to_event(r: &sqlx::postgres::PgRow) -> RecordedEvent {
+    RecordedEvent {
+        position: r.get(0),
+        aggregate_type: r.get(1),
+        aggregate_id: r.get(2),
+        sequence: r.get(3),
+        event_type: r.get(4),
+        event_version: r.get(5),
+        payload: r.get(6),
+        metadata: r.get(7),
+        recorded_at: r.get::<DateTime<Utc>, _>(8),
+        chain_hash: r.get(9),
+    }
+}
+
+pub async fn for_each_event<E, F>(pool: &PgPool, after: i64, until: Option<DateTime<Utc>>, types: Option<&[&str]>, mut f: F) -> Result<u64, E>
+where
+    F: FnMut(RecordedEvent) -> Result<(), E>,
+    E: From<StoreError>,
+{
+    let db = |e: sqlx::Error| E::from(StoreError::Db(e));
+    let mut tx = pool.begin().await.map_err(db)?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await.map_err(db)?;
+    let types: Vec<String> = types.map(|t| t.iter().map(|s| s.to_string()).collect()).unwrap_or_default();
+    let filter = "global_position > $1 AND ($2::timestamptz IS NULL OR recorded_at <= $2) AND (cardinality($3::text[]) = 0 OR aggregate_type = ANY($3))";
+    let expected: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM events WHERE {filter}"))
+        .bind(after)
+        .bind(until)
+        .bind(&types)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+    let sql = format!("SELECT {SELECT_COLUMNS} FROM events WHERE {filter} ORDER BY global_position");
+    let mut n: u64 = 0;
+    {
+        let mut rows = sqlx::query(&sql).bind(after).bind(until).bind(&types).fetch(&mut *tx);
+        while let Some(r) = rows.try_next().await.map_err(db)? {
+            n += 1;
+            f(row_to_event(&r))?;
+        }
+    }
+    tx.commit().await.map_err(db)?;
+    if n != expected as u64 {
+        return Err(E::from(StoreError::Corrupt(format!("read {n} events where the snapshot holds {expected}"))));
+    }
+    Ok(n)
+}
+
+pub async fn load_streams(pool: &PgPool, aggregate_type: &str, ids: &[String]) -> Result<Vec<RecordedEvent>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!("SELECT {SELECT_COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = ANY($2) ORDER BY aggregate_id, sequence");
+    let rows = sqlx::query(&sql).bind(aggregate_type).bind(ids).fetch_all(pool).await?;
+    Ok(rows.iter().map(row_to_event).collect())
+}
+
+pub async fn inputs_lookup(pool: &PgPool, ids: &[String]) -> Result<HashMap<String, String>, StoreError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = sqlx::query("SELECT event_id, digest FROM inputs WHERE event_id = ANY($1)").bind(ids).fetch_all(pool).await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+pub async fn append(pool: &PgPool, events: &[NewEvent], inputs: &[NewInput], guard: &StreamGuard) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LOG_LOCK).execute(&mut *tx).await?;
+    for (ty, id, expected) in guard {
+        let last: Option<i64> = sqlx::query_scalar("SELECT max(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2")
+            .bind(*ty)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if last.unwrap_or(0) != *expected {
+            return Err(StoreError::Conflict(format!("{ty}/{id}")));
+        }
+    }
+    // Seal what other paths wrote (rare: merchant imports through postgres-es).
+    let (mut head_pos, mut head_hash): (i64, String) = sqlx::query_as("SELECT position, hash FROM log_head WHERE id = 1")
+        .fetch_optional(&mut *tx)
+        .await?
+        .unwrap_or((0, CHAIN_GENESIS.to_string()));
+    let unsealed = sqlx::query(&format!("SELECT {SELECT_COLUMNS} FROM events WHERE chain_hash IS NULL ORDER BY global_position"))
+        .fetch_all(&mut *tx)
+        .await?;
+    for r in unsealed.iter().map(row_to_event) {
+        if r.position <= head_pos {
+            return Err(StoreError::Corrupt(format!("unsealed row at position {} behind the sealed head {head_pos}", r.position)));
+        }
+        let h = r.expected_hash(&head_hash)?;
+        sqlx::query("UPDATE events SET chain_hash = $1 WHERE global_position = $2").bind(&h).bind(r.position).execute(&mut *tx).await?;
+        head_pos = r.position;
+        head_hash = h;
+    }
+    if !events.is_empty() {
+        let n = i64::try_from(events.len()).expect("batch fits i64");
+        let first: i64 = sqlx::query_scalar("SELECT nextval('events_global_position_seq')").fetch_one(&mut *tx).await?;
+        sqlx::query("SELECT setval('events_global_position_seq', $1)").bind(first + n - 1).execute(&mut *tx).await?;
+        let mut rows = Vec::with_capacity(events.len());
+        for (i, e) in events.iter().enumerate() {
+            let pos = first + i as i64;
+            let canon = canonical_json(&e.payload);
+            let h = chain_hash(
+                &head_hash,
+                pos,
+                &ChainFields {
+                    aggregate_type: e.aggregate_type,
+                    aggregate_id: &e.aggregate_id,
+                    sequence: e.sequence,
+                    event_type: &e.event_type,
+                    event_version: e.event_version,
+                    payload_canonical: &canon,
+                },
+            );
+            head_hash = h.clone();
+            head_pos = pos;
+            rows.push((e, pos, canon, h));
+        }
+        for chunk in rows.chunks(INSERT_ROWS_MAX) {
+            let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, global_position, chain_hash) ",
+            );
+            qb.push_values(chunk, |mut b, (e, pos, canon, h)| {
+                b.push_bind(e.aggregate_type)
+                    .push_bind(&e.aggregate_id)
+                    .push_bind(e.sequence)
+                    .push_bind(&e.event_type)
+                    .push_bind(e.event_version)
+                    .push_bind(canon)
+                    .push_unseparated("::jsonb")
+                    .push("'{}'::jsonb")
+                    .push_bind(*pos)
+                    .push_bind(h);
+            });
+            qb.build().execute(&mut *tx).await.map_err(conflict)?;
+        }
+    }
+    if !inputs.is_empty() {
+        for chunk in inputs.chunks(INSERT_ROWS_MAX) {
+            let mut qb: QueryBuilder<Postgres> = QueryBuilder::new("INSERT INTO inputs (event_id, digest, outcome, global_position) ");
+            qb.push_values(chunk, |mut b, i| {
+                b.push_bind(&i.event_id).push_bind(&i.digest).push_bind(&i.outcome).push_bind(head_pos);
+            });
+            qb.build().execute(&mut *tx).await.map_err(conflict)?;
+        }
+    }
+    sqlx::query("INSERT INTO log_head (id, position, hash) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET position = excluded.position, hash = excluded.hash")
+        .bind(head_pos)
+        .bind(&head_hash)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn conflict(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(d) = &e {
+        if d.code().as_deref() == Some("23505") {
+            return StoreError::Conflict(d.message().to_string());
+        }
+    }
+    StoreError::Db(e)
+}
+
+pub(super) fn _lock_id() -> i64 {
+    LOG_LOCK
+}

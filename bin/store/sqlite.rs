@@ -1,0 +1,216 @@
+//! SQLite, the embedded store: the same table and the same rules as PostgreSQL;
+//! SQLite admits one writer at a time, which orders positions by commit.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use futures::TryStreamExt;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+
+use super::{canonical_json, chain_hash, ChainFields, NewEvent, NewInput, RecordedEvent, StoreError, StreamGuard, CHAIN_GENESIS};
+
+const SCHEMA: &str = include_str!("../migrations/sqlite.sql");
+/// SQLite allows at most 32,766 bound values a statement: 10 columns a row.
+const LITE_INSERT_ROWS_MAX: usize = 3_000;
+
+pub async fn open(url: &str, path: &str) -> Result<SqlitePool, StoreError> {
+    let unreachable = |e: sqlx::Error| StoreError::Unreachable { url: url.to_string(), reason: e.to_string() };
+    if path.is_empty() {
+        return Err(StoreError::BadUrl(format!("--store '{url}' names no file")));
+    }
+    let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+        .map_err(unreachable)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(60))
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(unreachable)?;
+    let mut conn = pool.acquire().await?;
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+    sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(pool)
+}
+
+const SELECT_COLUMNS: &str = "global_position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at, chain_hash";
+
+fn parse_time(s: &str) -> DateTime<Utc> {
+    NaiveDateTime::parse_from_str(s.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S%.f")
+        .map(|n| n.and_utc())
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+fn time_text(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+fn row_to_event(r: &sqlx::sqlite::SqliteRow) -> RecordedEvent {
+    RecordedEvent {
+        position: r.get(0),
+        aggregate_type: r.get(1),
+        aggregate_id: r.get(2),
+        sequence: r.get(3),
+        event_type: r.get(4),
+        event_version: r.get(5),
+        payload: r.get(6),
+        metadata: r.get(7),
+        recorded_at: parse_time(r.get::<&str, _>(8)),
+        chain_hash: r.get(9),
+    }
+}
+
+pub async fn for_each_event<E, F>(pool: &SqlitePool, after: i64, until: Option<DateTime<Utc>>, types: Option<&[&str]>, mut f: F) -> Result<u64, E>
+where
+    F: FnMut(RecordedEvent) -> Result<(), E>,
+    E: From<StoreError>,
+{
+    let db = |e: sqlx::Error| E::from(StoreError::Db(e));
+    let types_json = serde_json::to_string(&types.unwrap_or(&[])).expect("strings serialise");
+    let filter = "global_position > ?1 AND (?2 IS NULL OR recorded_at <= ?2) AND (json_array_length(?3) = 0 OR aggregate_type IN (SELECT value FROM json_each(?3)))";
+    let until = until.map(time_text);
+    // One read transaction: a consistent snapshot under WAL.
+    let mut tx = pool.begin().await.map_err(db)?;
+    let expected: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM events WHERE {filter}"))
+        .bind(after)
+        .bind(&until)
+        .bind(&types_json)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+    let sql = format!("SELECT {SELECT_COLUMNS} FROM events WHERE {filter} ORDER BY global_position");
+    let mut n: u64 = 0;
+    {
+        let mut rows = sqlx::query(&sql).bind(after).bind(&until).bind(&types_json).fetch(&mut *tx);
+        while let Some(r) = rows.try_next().await.map_err(db)? {
+            n += 1;
+            f(row_to_event(&r))?;
+        }
+    }
+    tx.commit().await.map_err(db)?;
+    if n != expected as u64 {
+        return Err(E::from(StoreError::Corrupt(format!("read {n} events where the snapshot holds {expected}"))));
+    }
+    Ok(n)
+}
+
+pub async fn load_streams(pool: &SqlitePool, aggregate_type: &str, ids: &[String]) -> Result<Vec<RecordedEvent>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids_json = serde_json::to_string(ids).expect("strings serialise");
+    let sql = format!(
+        "SELECT {SELECT_COLUMNS} FROM events WHERE aggregate_type = ?1 AND aggregate_id IN (SELECT value FROM json_each(?2)) ORDER BY aggregate_id, sequence"
+    );
+    let rows = sqlx::query(&sql).bind(aggregate_type).bind(ids_json).fetch_all(pool).await?;
+    Ok(rows.iter().map(row_to_event).collect())
+}
+
+pub async fn inputs_lookup(pool: &SqlitePool, ids: &[String]) -> Result<HashMap<String, String>, StoreError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids_json = serde_json::to_string(ids).expect("strings serialise");
+    let rows = sqlx::query("SELECT event_id, digest FROM inputs WHERE event_id IN (SELECT value FROM json_each(?1))")
+        .bind(ids_json)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+pub async fn append(pool: &SqlitePool, events: &[NewEvent], inputs: &[NewInput], guard: &StreamGuard) -> Result<(), StoreError> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+    for (ty, id, expected) in guard {
+        let last: Option<i64> = sqlx::query_scalar("SELECT max(sequence) FROM events WHERE aggregate_type = ?1 AND aggregate_id = ?2")
+            .bind(*ty)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if last.unwrap_or(0) != *expected {
+            return Err(StoreError::Conflict(format!("{ty}/{id}")));
+        }
+    }
+    let (mut head_pos, mut head_hash): (i64, String) = sqlx::query_as("SELECT position, hash FROM log_head WHERE id = 1")
+        .fetch_optional(&mut *tx)
+        .await?
+        .unwrap_or((0, CHAIN_GENESIS.to_string()));
+    let unsealed = sqlx::query(&format!("SELECT {SELECT_COLUMNS} FROM events WHERE chain_hash IS NULL ORDER BY global_position"))
+        .fetch_all(&mut *tx)
+        .await?;
+    for r in unsealed.iter().map(row_to_event) {
+        if r.position <= head_pos {
+            return Err(StoreError::Corrupt(format!("unsealed row at position {} behind the sealed head {head_pos}", r.position)));
+        }
+        let h = r.expected_hash(&head_hash)?;
+        sqlx::query("UPDATE events SET chain_hash = ?1 WHERE global_position = ?2").bind(&h).bind(r.position).execute(&mut *tx).await?;
+        head_pos = r.position;
+        head_hash = h;
+    }
+    if !events.is_empty() {
+        let first: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(global_position), 0) + 1 FROM events").fetch_one(&mut *tx).await?;
+        let mut rows = Vec::with_capacity(events.len());
+        for (i, e) in events.iter().enumerate() {
+            let pos = first + i as i64;
+            let canon = canonical_json(&e.payload);
+            let h = chain_hash(
+                &head_hash,
+                pos,
+                &ChainFields {
+                    aggregate_type: e.aggregate_type,
+                    aggregate_id: &e.aggregate_id,
+                    sequence: e.sequence,
+                    event_type: &e.event_type,
+                    event_version: e.event_version,
+                    payload_canonical: &canon,
+                },
+            );
+            head_hash = h.clone();
+            head_pos = pos;
+            rows.push((e, pos, canon, h));
+        }
+        for chunk in rows.chunks(LITE_INSERT_ROWS_MAX) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, global_position, chain_hash) ",
+            );
+            qb.push_values(chunk, |mut b, (e, pos, canon, h)| {
+                b.push_bind(e.aggregate_type)
+                    .push_bind(&e.aggregate_id)
+                    .push_bind(e.sequence)
+                    .push_bind(&e.event_type)
+                    .push_bind(e.event_version)
+                    .push_bind(canon)
+                    .push("'{}'")
+                    .push_bind(*pos)
+                    .push_bind(h);
+            });
+            qb.build().execute(&mut *tx).await.map_err(conflict)?;
+        }
+    }
+    for chunk in inputs.chunks(LITE_INSERT_ROWS_MAX) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO inputs (event_id, digest, outcome, global_position) ");
+        qb.push_values(chunk, |mut b, i| {
+            b.push_bind(&i.event_id).push_bind(&i.digest).push_bind(&i.outcome).push_bind(head_pos);
+        });
+        qb.build().execute(&mut *tx).await.map_err(conflict)?;
+    }
+    sqlx::query("INSERT INTO log_head (id, position, hash) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET position = excluded.position, hash = excluded.hash")
+        .bind(head_pos)
+        .bind(&head_hash)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn conflict(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(d) = &e {
+        if d.is_unique_violation() {
+            return StoreError::Conflict(d.message().to_string());
+        }
+    }
+    StoreError::Db(e)
+}
