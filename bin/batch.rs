@@ -65,8 +65,8 @@ pub async fn settle(st: &Store, cfg: &Config, args: &SettleArgs) -> Result<Settl
         h.runs.push(run);
     }
 
-    let notices = issue_notices(st, cfg, &h, args).await?;
-    let files = if args.shard.is_none() { write_transfer_files(st, cfg, &mut h, args).await? } else { 0 };
+    let notices = if args.statements_only { 0 } else { issue_notices(st, cfg, &h, args).await? };
+    let files = if args.shard.is_none() && !args.statements_only { write_transfer_files(st, cfg, &mut h, args).await? } else { 0 };
     eprintln!(
         "settle through {}{}: {closed_total} statements closed, {notices} notices issued, {files} transfer files written",
         args.through,

@@ -114,6 +114,9 @@ pub struct SettleArgs {
     /// K/N: settle only the merchants of shard K of N
     #[arg(long)]
     pub shard: Option<projections::Shard>,
+    /// Close statements only (the benchmark's measurement of the fold).
+    #[arg(skip)]
+    pub statements_only: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -206,6 +206,7 @@ pub async fn run(store: &Option<String>, config: Option<&Path>, dir: &Path) -> R
             transfers_dir: dir.join("transfers"),
             zip_encryption: ZipEnc::Zipcrypto,
             shard: None,
+            statements_only: false,
         };
         let s = crate::batch::settle(&st, &cfg, &args).await?;
         statements += s.statements;

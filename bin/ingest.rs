@@ -345,17 +345,14 @@ pub struct IngestSummary {
     pub refused: BTreeMap<String, u64>,
 }
 
-/// The merchants registered so far.
+/// The merchants registered so far (every Merchant stream starts with its
+/// registration).
 pub async fn registered_merchants(st: &Store) -> Result<HashSet<MerchantId>, AppError> {
-    let mut set = HashSet::new();
-    st.for_each_event::<AppError, _>(0, None, Some(&["Merchant"]), |r| {
-        if r.event_type == "MerchantRegistered" {
-            set.insert(MerchantId::parse(&r.aggregate_id).map_err(|e| StoreError::Corrupt(e.to_string()))?);
-        }
-        Ok(())
-    })
-    .await?;
-    Ok(set)
+    st.stream_ids("Merchant")
+        .await?
+        .iter()
+        .map(|id| MerchantId::parse(id).map_err(|e| AppError::Store(StoreError::Corrupt(format!("merchant stream {id}: {e}")))))
+        .collect()
 }
 
 pub async fn record_events(st: &Store, path: &Path, rows: Vec<ParsedEvent>) -> Result<IngestSummary, AppError> {

@@ -1,20 +1,8 @@
 //! `upay`: the settlement and payout engine's command line. `main` parses the
-//! arguments and hands over; each command lives in its own module.
+//! arguments and hands over; each command lives in its own module of the
+//! library (`bin/lib.rs`), which the benchmark binary shares.
 
-mod app;
-mod audit;
-mod batch;
-mod cli;
-mod config;
-mod csvin;
-mod demo;
-mod export;
-mod fold;
-mod ingest;
-mod notice_cmd;
-mod output;
-mod schedule;
-mod store;
+use upay::{app, cli};
 
 use std::process::ExitCode;
 

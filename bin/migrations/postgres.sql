@@ -22,6 +22,8 @@ CREATE TABLE IF NOT EXISTS events
     PRIMARY KEY (aggregate_type, aggregate_id, sequence)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_global_position ON events (global_position);
+-- Rows still to be chained (only those the single-command path wrote).
+CREATE INDEX IF NOT EXISTS events_unsealed ON events (global_position) WHERE chain_hash IS NULL;
 
 -- Every insert, ours or postgres-es's, first takes the log lock (once per
 -- statement), so sequence values are drawn and committed in one order.

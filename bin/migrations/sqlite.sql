@@ -16,6 +16,8 @@ CREATE TABLE IF NOT EXISTS events
     PRIMARY KEY (aggregate_type, aggregate_id, sequence)
 ) STRICT;
 CREATE UNIQUE INDEX IF NOT EXISTS events_global_position ON events (global_position);
+-- Rows still to be chained (only those the single-command path wrote).
+CREATE INDEX IF NOT EXISTS events_unsealed ON events (global_position) WHERE chain_hash IS NULL;
 
 -- Rows inserted by sqlite-es carry no position: give them the next one.
 CREATE TRIGGER IF NOT EXISTS events_assign_position AFTER INSERT ON events

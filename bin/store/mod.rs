@@ -12,8 +12,6 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-/// Rows written per INSERT statement.
-pub const INSERT_ROWS_MAX: usize = 1_000;
 /// The chain's value before the first row.
 pub const CHAIN_GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -176,6 +174,14 @@ impl Store {
             Store::Pg(p) => pg::load_streams(p, aggregate_type, ids).await,
             Store::Lite(p) => sqlite::load_streams(p, aggregate_type, ids).await,
         }
+    }
+
+    /// The ids of every stream of a type (an index range of the primary key).
+    pub async fn stream_ids(&self, aggregate_type: &str) -> Result<Vec<String>, StoreError> {
+        Ok(match self {
+            Store::Pg(p) => sqlx::query_scalar("SELECT DISTINCT aggregate_id FROM events WHERE aggregate_type = $1").bind(aggregate_type).fetch_all(p).await?,
+            Store::Lite(p) => sqlx::query_scalar("SELECT DISTINCT aggregate_id FROM events WHERE aggregate_type = ?1").bind(aggregate_type).fetch_all(p).await?,
+        })
     }
 
     /// The digests of the given event ids already recorded.

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+use sqlx::{PgPool, Row};
 
-use super::{canonical_json, chain_hash, ChainFields, NewEvent, NewInput, RecordedEvent, StoreError, StreamGuard, CHAIN_GENESIS, INSERT_ROWS_MAX};
+use super::{canonical_json, chain_hash, ChainFields, NewEvent, NewInput, RecordedEvent, StoreError, StreamGuard, CHAIN_GENESIS};
 
 const SCHEMA: &str = include_str!("../migrations/postgres.sql");
 /// The advisory lock every writer of the events table holds until commit.
@@ -98,8 +98,15 @@ pub async fn load_streams(pool: &PgPool, aggregate_type: &str, ids: &[String]) -
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!("SELECT {SELECT_COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = ANY($2) ORDER BY aggregate_id, sequence");
-    let rows = sqlx::query(&sql).bind(aggregate_type).bind(ids).fetch_all(pool).await?;
+    // A join with the unnested ids plans as one index probe per id; `= ANY($2)`
+    // with thousands of ids can fall back to a scan of the table.
+    let cols = SELECT_COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "SELECT {cols} FROM unnest($2::text[]) AS t(id) JOIN events e ON e.aggregate_type = $1 AND e.aggregate_id = t.id ORDER BY e.aggregate_id, e.sequence"
+    );
+    // Not a cached prepared statement: a plan made while the table was small
+    // (a scan) must not stick once it is large.
+    let rows = sqlx::query(&sql).persistent(false).bind(aggregate_type).bind(ids).fetch_all(pool).await?;
     Ok(rows.iter().map(row_to_event).collect())
 }
 
@@ -107,7 +114,7 @@ pub async fn inputs_lookup(pool: &PgPool, ids: &[String]) -> Result<HashMap<Stri
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = sqlx::query("SELECT event_id, digest FROM inputs WHERE event_id = ANY($1)").bind(ids).fetch_all(pool).await?;
+    let rows = sqlx::query("SELECT i.event_id, i.digest FROM unnest($1::text[]) AS t(id) JOIN inputs i ON i.event_id = t.id").persistent(false).bind(ids).fetch_all(pool).await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
@@ -165,33 +172,39 @@ pub async fn append(pool: &PgPool, events: &[NewEvent], inputs: &[NewInput], gua
             head_pos = pos;
             rows.push((e, pos, canon, h));
         }
-        for chunk in rows.chunks(INSERT_ROWS_MAX) {
-            let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
-                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, global_position, chain_hash) ",
-            );
-            qb.push_values(chunk, |mut b, (e, pos, canon, h)| {
-                b.push_bind(e.aggregate_type)
-                    .push_bind(&e.aggregate_id)
-                    .push_bind(e.sequence)
-                    .push_bind(&e.event_type)
-                    .push_bind(e.event_version)
-                    .push_bind(canon)
-                    .push_unseparated("::jsonb")
-                    .push("'{}'::jsonb")
-                    .push_bind(*pos)
-                    .push_bind(h);
-            });
-            qb.build().execute(&mut *tx).await.map_err(conflict)?;
+        // COPY: several times faster than multi-row INSERTs. It fires the same
+        // statement trigger (the log lock is already held).
+        let mut buf = String::with_capacity(rows.len() * 256);
+        for (e, pos, canon, h) in &rows {
+            for (i, field) in [e.aggregate_type, &e.aggregate_id, &e.sequence.to_string(), &e.event_type, e.event_version, canon, "{}", &pos.to_string(), h].iter().enumerate() {
+                if i > 0 {
+                    buf.push('\t');
+                }
+                copy_escape(&mut buf, field);
+            }
+            buf.push('\n');
         }
+        let mut copy = tx
+            .copy_in_raw("COPY events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, global_position, chain_hash) FROM STDIN")
+            .await?;
+        copy.send(buf.into_bytes()).await.map_err(conflict)?;
+        copy.finish().await.map_err(conflict)?;
     }
     if !inputs.is_empty() {
-        for chunk in inputs.chunks(INSERT_ROWS_MAX) {
-            let mut qb: QueryBuilder<Postgres> = QueryBuilder::new("INSERT INTO inputs (event_id, digest, outcome, global_position) ");
-            qb.push_values(chunk, |mut b, i| {
-                b.push_bind(&i.event_id).push_bind(&i.digest).push_bind(&i.outcome).push_bind(head_pos);
-            });
-            qb.build().execute(&mut *tx).await.map_err(conflict)?;
+        let mut buf = String::with_capacity(inputs.len() * 96);
+        let pos = head_pos.to_string();
+        for i in inputs {
+            for (k, field) in [&i.event_id, &i.digest, &i.outcome, &pos].iter().enumerate() {
+                if k > 0 {
+                    buf.push('\t');
+                }
+                copy_escape(&mut buf, field);
+            }
+            buf.push('\n');
         }
+        let mut copy = tx.copy_in_raw("COPY inputs (event_id, digest, outcome, global_position) FROM STDIN").await?;
+        copy.send(buf.into_bytes()).await.map_err(conflict)?;
+        copy.finish().await.map_err(conflict)?;
     }
     sqlx::query("INSERT INTO log_head (id, position, hash) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET position = excluded.position, hash = excluded.hash")
         .bind(head_pos)
@@ -202,6 +215,19 @@ pub async fn append(pool: &PgPool, events: &[NewEvent], inputs: &[NewInput], gua
     Ok(())
 }
 
+/// Escapes a value for COPY's text format.
+fn copy_escape(buf: &mut String, v: &str) {
+    for c in v.chars() {
+        match c {
+            '\\' => buf.push_str("\\\\"),
+            '\t' => buf.push_str("\\t"),
+            '\n' => buf.push_str("\\n"),
+            '\r' => buf.push_str("\\r"),
+            c => buf.push(c),
+        }
+    }
+}
+
 fn conflict(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(d) = &e {
         if d.code().as_deref() == Some("23505") {
@@ -209,8 +235,4 @@ fn conflict(e: sqlx::Error) -> StoreError {
         }
     }
     StoreError::Db(e)
-}
-
-pub(super) fn _lock_id() -> i64 {
-    LOG_LOCK
 }

@@ -1,0 +1,319 @@
+//! The throughput benchmark: generates a realistic history (default 10,000,000
+//! events over a year for 20,000 merchants; `--quick` for a small one) and
+//! measures, in one run and side by side on PostgreSQL:
+//!   ingest (full validation and lifecycle rules) vs COPY of the same rows;
+//!   settle (closing statements, no notices) vs a plain streaming read;
+//!   audit replay vs the same read; notice rendering (render + ZIP);
+//!   the embedded store's ingest; one more night after the year vs one night
+//!   on an empty store; and the peak memory (RSS).
+//! Prints each rate and each ratio. Usage:
+//!   cargo run --release --bin bench -- [--quick] [--events N] [--merchants M] [--days D]
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::{Days, NaiveDate};
+use futures::TryStreamExt;
+use upay::cli::{Encoding, SettleArgs, ZipEnc};
+use upay::config::Config;
+use upay::demo::Rng;
+use upay::store::Store;
+
+struct Opts {
+    events: u64,
+    merchants: u32,
+    days: u32,
+    admin: String,
+}
+
+fn parse_opts() -> Opts {
+    let mut o = Opts { events: 10_000_000, merchants: 20_000, days: 365, admin: "postgres://postgres@127.0.0.1:5432/postgres".into() };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().expect("a value after the flag");
+        match a.as_str() {
+            "--quick" => {
+                o.events = 300_000;
+                o.merchants = 2_000;
+                o.days = 60;
+            }
+            "--events" => o.events = val().parse().expect("a number"),
+            "--merchants" => o.merchants = val().parse().expect("a number"),
+            "--days" => o.days = val().parse().expect("a number"),
+            "--pg" => o.admin = val(),
+            "--bench" => {}
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    o
+}
+
+fn peak_rss_mib() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|k| k.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+const BRANDS: [&str; 9] = ["VISA", "VISA", "VISA", "MASTERCARD", "MASTERCARD", "JCB", "AMEX", "ID", "QUICPAY"];
+
+/// Writes merchants.csv and one events file per day; returns the files and
+/// the number of rows.
+fn generate(dir: &Path, o: &Opts, start: NaiveDate) -> (PathBuf, Vec<PathBuf>, u64) {
+    let mut rng = Rng::new(42);
+    let mut m = String::from(
+        "merchant_id,name,contact,email,bank_code,bank_name,branch_code,branch_name,account_type,account_number,account_holder,rate_visa_master,rate_jcb_other,rate_emoney,fee_tax,notice_password,bank_name_kana,branch_name_kana\n",
+    );
+    for i in 0..o.merchants {
+        let bank = if i % 4 == 0 { ("0001", "みずほ銀行", "ミズホ") } else { ("0005", "三菱UFJ銀行", "ミツビシ") };
+        let _ = writeln!(m, "{:09},ベンチ商店{i},担当 太郎,b{i}@example.jp,{},{},001,本店,普通,{:07},ベンチシヨウテン,3.24,3.24,3.24,inclusive-8,{:09},{},ホンテン", 400_000_000 + i, bank.0, bank.1, 1_000_000 + i, 100_000_000 + i, bank.2);
+    }
+    let mpath = dir.join("merchants.csv");
+    std::fs::write(&mpath, m).expect("write merchants");
+    let per_day = o.events / u64::from(o.days);
+    let mut later: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    let mut files = Vec::new();
+    let mut total = 0u64;
+    let mut txn = 0u64;
+    let mut eid = 0u64;
+    for d in 0..o.days {
+        let date = start + Days::new(u64::from(d));
+        let mut rows: Vec<String> = later.remove(&d).unwrap_or_default();
+        while (rows.len() as u64) < per_day {
+            txn += 1;
+            eid += 1;
+            let merchant = 400_000_000 + rng.below(u64::from(o.merchants));
+            let brand = BRANDS[rng.below(BRANDS.len() as u64) as usize];
+            let amount = 100 + rng.below(500) * 100;
+            let h = 9 + rng.below(12);
+            let at = format!("{date}T{h:02}:{:02}:{:02}+09:00", rng.below(60), rng.below(60));
+            let r = rng.below(1000);
+            if r < 10 {
+                rows.push(format!("e{eid},decline,t{txn},{merchant},{at},{brand},{amount},tok{txn},,ng-02"));
+            } else if r < 60 {
+                rows.push(format!("e{eid},authorize,t{txn},{merchant},{at},{brand},{amount},tok{txn},,"));
+                eid += 1;
+                let cap = format!("{date}T{:02}:30:00+09:00", h + 1);
+                rows.push(format!("e{eid},capture,t{txn},,{cap},,{amount},,,"));
+            } else {
+                rows.push(format!("e{eid},sale,t{txn},{merchant},{at},{brand},{amount},tok{txn},,"));
+            }
+            let f = rng.below(1000);
+            let when = d + 1 + rng.below(20) as u32;
+            let lat = (start + Days::new(u64::from(when))).to_string() + "T12:00:00+09:00";
+            eid += 1;
+            if f < 30 {
+                later.entry(when).or_default().push(format!("e{eid},void,t{txn},,{lat},,,tok{txn},,"));
+            } else if f < 33 {
+                later.entry(when).or_default().push(format!("e{eid},chargeback,t{txn},,{lat},,,,,"));
+                if f < 32 {
+                    eid += 1;
+                    let w = when + 5;
+                    let lat2 = (start + Days::new(u64::from(w))).to_string() + "T12:00:00+09:00";
+                    later.entry(w).or_default().push(format!("e{eid},chargeback_reversal,t{txn},,{lat2},,,,,"));
+                }
+            } else if f < 38 {
+                // A refusal: a cancel from another card.
+                later.entry(when).or_default().push(format!("e{eid},void,t{txn},,{lat},,,tokX,,"));
+            }
+        }
+        rows.sort_by(|a, b| a.split(',').nth(4).cmp(&b.split(',').nth(4)));
+        total += rows.len() as u64;
+        let p = dir.join(format!("day-{}.csv", date.format("%Y%m%d")));
+        let mut text = String::with_capacity(rows.len() * 90 + 80);
+        text.push_str("event_id,kind,txn_id,merchant_id,at,brand,amount,card,installments,code\n");
+        for r in rows {
+            text.push_str(&r);
+            text.push('\n');
+        }
+        std::fs::write(&p, text).expect("write day");
+        files.push(p);
+    }
+    (mpath, files, total)
+}
+
+async fn fresh_pg(admin: &str, name: &str) -> String {
+    let pool = sqlx::PgPool::connect(admin).await.expect("postgres reachable");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&pool).await.expect("drop");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.expect("create");
+    let base = admin.rsplit_once('/').expect("a database in the URL").0;
+    format!("{base}/{name}")
+}
+
+async fn ingest_merchants(st: &Store, merchants: &Path) {
+    let t = upay::csvin::read_table(merchants, Encoding::Utf8).expect("merchants");
+    let parsed = upay::ingest::parse_merchants(merchants, &t).expect("merchants parse");
+    upay::ingest::record_merchants(st, parsed).await.expect("merchants");
+}
+
+async fn ingest_all(st: &Store, files: &[PathBuf]) {
+    for f in files {
+        let t = upay::csvin::read_table(f, Encoding::Utf8).expect("events");
+        let parsed = upay::ingest::parse_events(f, &t).expect("events parse");
+        upay::ingest::record_events(st, f, parsed).await.expect("events");
+    }
+}
+
+/// A plain streaming read of the events table in recording order that
+/// deserialises each payload and sums the amounts.
+async fn plain_read(url: &str) -> (u64, i64) {
+    let pool = sqlx::PgPool::connect(url).await.expect("connect");
+    let mut rows = sqlx::query_as::<_, (String,)>("SELECT payload::text FROM events ORDER BY global_position").fetch(&pool);
+    let (mut n, mut sum) = (0u64, 0i64);
+    while let Some((p,)) = rows.try_next().await.expect("row") {
+        n += 1;
+        let v: serde_json::Value = serde_json::from_str(&p).expect("json");
+        if let Some(obj) = v.as_object().and_then(|o| o.values().next()).and_then(|x| x.as_object()) {
+            sum += obj.get("amount").and_then(|a| a.as_i64()).unwrap_or(0);
+        }
+    }
+    (n, sum)
+}
+
+async fn copy_baseline(url: &str, dump: &Path) -> (u64, f64) {
+    let pool = sqlx::PgPool::connect(url).await.expect("connect");
+    sqlx::query("DROP TABLE IF EXISTS events_copy").execute(&pool).await.expect("drop");
+    sqlx::query("CREATE TABLE events_copy (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)").execute(&pool).await.expect("create");
+    let _ = std::fs::remove_file(dump);
+    sqlx::query(&format!("COPY (SELECT * FROM events ORDER BY global_position) TO '{}'", dump.display())).execute(&pool).await.expect("dump");
+    let bytes = std::fs::read(dump).expect("read dump");
+    let n = bytes.iter().filter(|b| **b == b'\n').count() as u64;
+    let mut conn = pool.acquire().await.expect("conn");
+    let t = Instant::now();
+    let mut copy = conn.copy_in_raw("COPY events_copy FROM STDIN").await.expect("copy");
+    for chunk in bytes.chunks(8 << 20) {
+        copy.send(chunk.to_vec()).await.expect("send");
+    }
+    copy.finish().await.expect("finish");
+    let secs = t.elapsed().as_secs_f64();
+    sqlx::query("DROP TABLE events_copy").execute(&pool).await.expect("drop");
+    let _ = std::fs::remove_file(dump);
+    (n, secs)
+}
+
+fn settle_args(through: NaiveDate) -> SettleArgs {
+    SettleArgs {
+        through,
+        notices_dir: std::env::temp_dir().join("upay-bench-notices"),
+        transfers_dir: std::env::temp_dir().join("upay-bench-transfers"),
+        zip_encryption: ZipEnc::Zipcrypto,
+        shard: None,
+        statements_only: true,
+    }
+}
+
+fn line(label: &str, n: u64, secs: f64) -> f64 {
+    let rate = n as f64 / secs;
+    println!("{label:<48} {n:>10} rows {secs:>8.2} s {rate:>12.0} /s   peak RSS {:>7.0} MiB", peak_rss_mib());
+    rate
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let o = parse_opts();
+    let start = NaiveDate::from_ymd_opt(2024, 1, 1).expect("date");
+    let dir = tempfile_dir();
+    println!("upay benchmark: {} events, {} merchants, {} days (files in {})", o.events, o.merchants, o.days, dir.display());
+    let t = Instant::now();
+    let (merchants, files, rows) = generate(&dir, &o, start);
+    println!("generated {rows} input rows in {:.1} s", t.elapsed().as_secs_f64());
+    let cfg = Config::demo();
+    let (last_file, year_files) = files.split_last().expect("at least one day");
+
+    // Ingest on PostgreSQL, then COPY of the same rows.
+    let url = fresh_pg(&o.admin, "upay_bench").await;
+    let st = Store::open(&url).await.expect("store");
+    ingest_merchants(&st, &merchants).await;
+    let before = count_events(&st).await;
+    let t = Instant::now();
+    ingest_all(&st, year_files).await;
+    let ingest_secs = t.elapsed().as_secs_f64();
+    let stored = count_events(&st).await - before;
+    let ingest_rate = line("ingest (validate + lifecycle + write), events", stored, ingest_secs);
+    let (copied, copy_secs) = copy_baseline(&url, &std::env::temp_dir().join("upay-bench-copy.txt")).await;
+    let copy_rate = line("COPY of the same rows", copied, copy_secs);
+
+    // Settle (statements only) vs a plain read.
+    let t = Instant::now();
+    let (n_read, _) = plain_read(&url).await;
+    let read_rate = line("plain streaming read + deserialise + sum", n_read, t.elapsed().as_secs_f64());
+    let year_end = start + Days::new(u64::from(o.days) - 2);
+    let t = Instant::now();
+    let s = upay::batch::settle(&st, &cfg, &settle_args(year_end)).await.expect("settle");
+    let settle_rate = line(&format!("settle: fold + close {} statements, events", s.statements), n_read, t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let code = upay::audit::replay(&st, None).await.expect("replay");
+    assert_eq!(code, 0, "the benchmark's history replays clean");
+    let replay_rate = line("audit replay (chain + statements), events", n_read, t.elapsed().as_secs_f64());
+
+    // One more night after the year vs one night on an empty store.
+    let night = start + Days::new(u64::from(o.days) - 1);
+    let t = Instant::now();
+    ingest_all(&st, std::slice::from_ref(last_file)).await;
+    upay::batch::settle(&st, &cfg, &settle_args(night)).await.expect("settle night");
+    let night_after_year = t.elapsed().as_secs_f64();
+    let url2 = fresh_pg(&o.admin, "upay_bench_night").await;
+    let st2 = Store::open(&url2).await.expect("store");
+    ingest_merchants(&st2, &merchants).await;
+    let t = Instant::now();
+    ingest_all(&st2, std::slice::from_ref(last_file)).await;
+    upay::batch::settle(&st2, &cfg, &settle_args(night)).await.expect("settle night");
+    let night_empty = t.elapsed().as_secs_f64();
+    println!("one night (ingest + settle) after the year: {night_after_year:.2} s; on an empty store: {night_empty:.2} s; ratio {:.2}", night_after_year / night_empty);
+
+    // The embedded store's ingest.
+    let lite_path = dir.join("bench.db");
+    let lite = Store::open(&format!("sqlite://{}", lite_path.display())).await.expect("sqlite");
+    let sample: Vec<PathBuf> = year_files.iter().take(year_files.len().min(30)).cloned().collect();
+    ingest_merchants(&lite, &merchants).await;
+    let before = count_events(&lite).await;
+    let t = Instant::now();
+    ingest_all(&lite, &sample).await;
+    let lite_secs = t.elapsed().as_secs_f64();
+    let lite_n = count_events(&lite).await - before;
+    let lite_rate = line("embedded store (SQLite) ingest, events", lite_n, lite_secs);
+
+    // Notice rendering on its own.
+    let h = upay::fold::History::load(&st, false, None, None).await.expect("history");
+    let docs: Vec<notices::NoticeDocument> = h
+        .statements
+        .values()
+        .filter(|s| s.figures.payout.is_positive())
+        .take(1000)
+        .filter_map(|s| h.ledger.contract(&s.merchant_id).map(|c| upay::notice_cmd::document_for(s, c, &cfg, 1, s.notice_date)))
+        .collect();
+    let t = Instant::now();
+    for d in &docs {
+        let pdf = notices::render_pdf(d).expect("render");
+        notices::pack_zip(&d.notice_no, &pdf, "123456789", notices::ZipEncryption::ZipCrypto).expect("zip");
+    }
+    line("notices rendered + zipped", docs.len() as u64, t.elapsed().as_secs_f64());
+
+    println!();
+    println!("ratios (targets in brackets):");
+    println!("  ingest / COPY            {:.2}  [>= 0.5]", ingest_rate / copy_rate);
+    println!("  settle / plain read      {:.2}  [>= 0.7]", settle_rate / read_rate);
+    println!("  replay / plain read      {:.2}  [>= 0.7]", replay_rate / read_rate);
+    println!("  embedded ingest          {lite_rate:.0} events/s  [>= 100000]");
+    println!("  night after a year / night on an empty store  {:.2}  [about 1]", night_after_year / night_empty);
+    println!("  peak RSS                 {:.0} MiB  [< 1024 for 10,000,000 events]", peak_rss_mib());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn count_events(st: &Store) -> u64 {
+    let n: i64 = match st {
+        Store::Pg(p) => sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(p).await.expect("count"),
+        Store::Lite(p) => sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(p).await.expect("count"),
+    };
+    n as u64
+}
+
+fn tempfile_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("upay-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("bench dir");
+    d
+}

@@ -1,0 +1,352 @@
+//! Concurrent batches on the production store (PostgreSQL): two or three
+//! `upay settle` started at the same moment on the same store and folder, and a
+//! night split between `--shard 1/2` and `--shard 2/2` running at once (then an
+//! unsharded run, which writes the transfer files). Whatever the interleaving,
+//! every statement is closed exactly once and the result is exactly that of one
+//! unsharded run on a fresh store: statements, notices (each issued once),
+//! outbox, transfer files byte for byte; the audit replay is clean.
+//!
+//! The history has about 1,200 merchants so that the batch writes its statements
+//! in several chunks and the processes overlap for seconds.
+mod common;
+use common::*;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+use chrono::{Datelike, Days, NaiveDate, NaiveDateTime};
+
+/// Active merchants sell every day; quiet ones live in debt after a chargeback
+/// (a statement every cycle, no notice).
+const ACTIVE: u32 = 40;
+const QUIET: u32 = 1_160;
+const FROM: &str = "2019-08-01";
+const TO: &str = "2019-11-30";
+/// Every cycle of the history is closed and every notice of it is due.
+const THROUGH: &str = "2019-12-31";
+
+// --- The history ---------------------------------------------------------------------
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const BRANDS: [&str; 9] = ["VISA", "MASTERCARD", "JCB", "AMEX", "DINERS", "DISCOVER", "ID", "QUICPAY", "TRANSIT_IC"];
+
+/// merchants.csv and events.csv: `active` merchants trading daily (cancels the
+/// same day or weeks later, chargebacks whole or partial, some reversed) and
+/// `quiet` ones whose first sale is charged back, then a few ¥50 sales a month.
+/// Rows sorted by instant; nothing is refused.
+fn generate(active: u32, quiet: u32, from: NaiveDate, to: NaiveDate, seed: u64) -> (String, String) {
+    let mut rng = Rng(seed | 1);
+    let mut m_csv = format!("{MERCHANTS_HEADER}\n");
+    let mut ids = Vec::new();
+    for i in 0..active + quiet {
+        let id = format!("{}", 700_000_001 + i);
+        let (bank, bank_name, branch, branch_name, bank_kana, branch_kana) =
+            if i % 3 == 1 { ("0001", "みずほ銀行", "001", "東京営業部", "ミズホ", "トウキヨウ") } else { ("0010", "りそな銀行", "101", "大阪営業部", "リソナ", "オオサカ") };
+        let fee_tax = ["inclusive-8", "inclusive-8", "exclusive", "exempt"][(i % 4) as usize];
+        let (vm, jcb, em) = [("3.24", "3.24", "3.24"), ("3.74", "3.24", "2.95"), ("2.70", "3.60", "3.24")][(i % 3) as usize];
+        m_csv.push_str(&format!(
+            "{id},テスト商店{i},担当 太郎,m{id}@example.jp,{bank},{bank_name},{branch},{branch_name},普通,{acct},テスト,{vm},{jcb},{em},{fee_tax},{pw},{bank_kana},{branch_kana}\n",
+            acct = 1_000_000 + i,
+            pw = 100_000_000 + rng.below(899_999_999),
+        ));
+        ids.push(id);
+    }
+    let mut rows: Vec<(NaiveDateTime, String)> = Vec::new();
+    let at = |t: NaiveDateTime| format!("{}+09:00", t.format("%Y-%m-%dT%H:%M:%S"));
+    let (mut txn, mut ev) = (0u64, 0u64);
+    let mut day = from;
+    while day <= to {
+        for (i, m) in ids.iter().enumerate() {
+            let is_active = (i as u32) < active;
+            let sales = if is_active {
+                rng.below(4)
+            } else if day == from {
+                1
+            } else {
+                u64::from(day.day() % 7 == 3)
+            };
+            for _ in 0..sales {
+                txn += 1;
+                let t = day.and_hms_opt(9 + rng.below(10) as u32, rng.below(60) as u32, rng.below(60) as u32).unwrap();
+                let brand = BRANDS[rng.below(9) as usize];
+                let amount = if !is_active { if day == from { 50_000 } else { 50 } } else { 100 + rng.below(300) * 100 + rng.below(100) };
+                let card = format!("tok_{txn}");
+                ev += 1;
+                rows.push((t, format!("c{ev},sale,ct{txn},{m},{},{brand},{amount},{card},,", at(t))));
+                let fate = rng.below(100);
+                if !is_active {
+                    if day == from {
+                        let later = t + chrono::Duration::days(2);
+                        ev += 1;
+                        rows.push((later, format!("c{ev},chargeback,ct{txn},,{},,,,,", at(later))));
+                    }
+                } else if fate < 8 {
+                    let later = t + chrono::Duration::hours(if fate < 4 { 1 } else { 24 * (3 + rng.below(30) as i64) });
+                    ev += 1;
+                    rows.push((later, format!("c{ev},void,ct{txn},,{},,,{card},,", at(later))));
+                } else if fate < 12 {
+                    let later = t + chrono::Duration::days(2 + rng.below(25) as i64);
+                    let part = if fate < 10 { String::new() } else { (amount / 3).to_string() };
+                    ev += 1;
+                    rows.push((later, format!("c{ev},chargeback,ct{txn},,{},,{part},,,", at(later))));
+                    if fate == 11 {
+                        let won = later + chrono::Duration::days(5 + rng.below(20) as i64);
+                        ev += 1;
+                        rows.push((won, format!("c{ev},chargeback_reversal,ct{txn},,{},,,,,", at(won))));
+                    }
+                }
+            }
+        }
+        day = day + Days::new(1);
+    }
+    rows.sort_by_key(|r| r.0);
+    let mut e_csv = format!("{EVENTS_HEADER}\n");
+    for (_, r) in rows {
+        e_csv.push_str(&r);
+        e_csv.push('\n');
+    }
+    (m_csv, e_csv)
+}
+
+fn history() -> (String, String) {
+    let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    generate(ACTIVE, QUIET, d(FROM), d(TO), 20_191_231)
+}
+
+// --- Stores and what they hold --------------------------------------------------------
+
+/// Rows of a query, fields joined by `|`.
+fn query(s: &TestStore, sql: &str) -> Vec<String> {
+    let out = match s.kind {
+        Kind::Postgres => {
+            let db = s.url.rsplit('/').next().unwrap();
+            Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-d", db, "-At", "-F", "|", "-v", "ON_ERROR_STOP=1", "-c", sql]).output().expect("psql runs")
+        }
+        Kind::Sqlite => Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nfor r in c.execute(sys.argv[2]): print('|'.join('' if v is None else str(v) for v in r))",
+                &s.url["sqlite://".len()..],
+                sql,
+            ])
+            .output()
+            .expect("python3 runs"),
+    };
+    assert!(out.status.success(), "query {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+}
+
+/// `payload.a.b` of the events table as text, in each dialect.
+fn field(kind: Kind, path: &[&str]) -> String {
+    match kind {
+        Kind::Postgres => {
+            let (last, init) = path.split_last().unwrap();
+            let mut s = "payload".to_string();
+            for p in init {
+                s.push_str(&format!("->'{p}'"));
+            }
+            format!("{s}->>'{last}'")
+        }
+        Kind::Sqlite => format!("json_extract(payload, '$.{}')", path.join(".")),
+    }
+}
+
+fn files(p: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut m = BTreeMap::new();
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd {
+            let e = e.unwrap();
+            m.insert(e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap());
+        }
+    }
+    m
+}
+
+/// Everything a finished night leaves behind that must not depend on crashes.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    statements: String,
+    refusals: String,
+    /// (stream, revision, notice_no, issue_date, pdf_sha256) of every notice issued
+    notices: Vec<String>,
+    /// notice files in the folder (names: the ZIP bytes are random by design)
+    notice_files: Vec<String>,
+    outbox: Vec<String>,
+    transfer_files: BTreeMap<String, Vec<u8>>,
+    /// (payout date, record count, total, sha256) of every transfer file recorded
+    transfers_recorded: Vec<String>,
+    payment_events: Vec<String>,
+}
+
+impl Outcome {
+    fn of(s: &TestStore) -> Outcome {
+        let k = s.kind;
+        Outcome {
+            statements: s.ok(&["statements", "export"]),
+            refusals: s.ok(&["refusals", "export"]),
+            notices: query(
+                s,
+                &format!(
+                    "SELECT aggregate_id, sequence, {}, {}, {} FROM events WHERE aggregate_type = 'Notice' ORDER BY aggregate_id, sequence",
+                    field(k, &["notice_no"]),
+                    field(k, &["issue_date"]),
+                    field(k, &["pdf_sha256"])
+                ),
+            ),
+            notice_files: files(&s.path().join("notices")).into_keys().collect(),
+            outbox: query(s, "SELECT notice_no, merchant_id, payout_date FROM notice_outbox ORDER BY notice_no"),
+            transfer_files: files(&s.path().join("transfers")),
+            transfers_recorded: query(
+                s,
+                &format!(
+                    "SELECT aggregate_id, sequence, {}, {}, {} FROM events WHERE aggregate_type = 'TransferFile' ORDER BY aggregate_id, sequence",
+                    field(k, &["record_count"]),
+                    field(k, &["total_yen"]),
+                    field(k, &["sha256"])
+                ),
+            ),
+            payment_events: query(s, "SELECT aggregate_type, event_type, count(*) FROM events WHERE aggregate_type IN ('Payment', 'Refusal') GROUP BY aggregate_type, event_type ORDER BY 1, 2"),
+        }
+    }
+
+    /// Field by field, so a failure names what differs.
+    fn assert_same(&self, clean: &Outcome, what: &str) {
+        let lines = |a: &str, b: &str| {
+            let (x, y): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+            let missing: Vec<&&str> = y.iter().filter(|l| !x.contains(l)).take(5).collect();
+            let extra: Vec<&&str> = x.iter().filter(|l| !y.contains(l)).take(5).collect();
+            format!("{} rows vs {} clean; missing (first 5): {missing:?}; unexpected (first 5): {extra:?}", x.len(), y.len())
+        };
+        assert!(self.statements == clean.statements, "{what}: statements differ from a clean run: {}", lines(&self.statements, &clean.statements));
+        assert!(self.refusals == clean.refusals, "{what}: refusals differ: {}", lines(&self.refusals, &clean.refusals));
+        assert!(self.payment_events == clean.payment_events, "{what}: payment events differ: {:?} vs clean {:?}", self.payment_events, clean.payment_events);
+        assert!(self.notices == clean.notices, "{what}: notices differ: {}", lines(&self.notices.join("\n"), &clean.notices.join("\n")));
+        assert!(self.notice_files == clean.notice_files, "{what}: notice files differ: {}", lines(&self.notice_files.join("\n"), &clean.notice_files.join("\n")));
+        assert!(self.outbox == clean.outbox, "{what}: the outbox differs: {}", lines(&self.outbox.join("\n"), &clean.outbox.join("\n")));
+        assert!(self.transfers_recorded == clean.transfers_recorded, "{what}: transfer files recorded differ: {:?} vs {:?}", self.transfers_recorded, clean.transfers_recorded);
+        assert!(self.transfer_files == clean.transfer_files, "{what}: transfer files differ: {:?} vs {:?}", self.transfer_files.keys(), clean.transfer_files.keys());
+    }
+}
+
+/// No statement closed twice, and the audit replay agrees with what is recorded.
+fn assert_sound(s: &TestStore, what: &str) {
+    let k = s.kind;
+    let dupes = query(
+        s,
+        &format!(
+            "SELECT aggregate_id, {p}, count(*) FROM events WHERE aggregate_type = 'Settlement' GROUP BY aggregate_id, {p} HAVING count(*) > 1",
+            p = field(k, &["StatementClosed", "period_start"])
+        ),
+    );
+    assert!(dupes.is_empty(), "{what}: statements closed twice: {dupes:?}");
+    let o = s.run(&["audit", "replay"]);
+    assert_eq!(o.status.code(), Some(0), "{what}: audit replay:\n{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn ingested(kind: Kind, merchants: &str, events: &str) -> TestStore {
+    let s = TestStore::new(kind);
+    let p = s.write("merchants.csv", merchants);
+    s.ok(&["ingest", "merchants", p.to_str().unwrap()]);
+    let p = s.write("events.csv", events);
+    s.ok(&["ingest", "events", p.to_str().unwrap()]);
+    s
+}
+
+/// One test at a time: each starts its own processes at once.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// One unsharded run on a fresh store: what every concurrent night must give.
+fn reference() -> &'static Outcome {
+    static R: OnceLock<Outcome> = OnceLock::new();
+    R.get_or_init(|| {
+        let (m, e) = history();
+        let s = ingested(Kind::Postgres, &m, &e);
+        s.ok(&["settle", "--through", THROUGH]);
+        assert_sound(&s, "single run");
+        let o = Outcome::of(&s);
+        assert!(o.notices.len() >= 100 && o.statements.lines().count() > 5_000, "the history is large enough to overlap");
+        o
+    })
+}
+
+/// Starts every `args` at once in the store's folder; waits for all.
+fn all_at_once(s: &TestStore, runs: &[&[&str]]) -> Vec<Output> {
+    let children: Vec<_> = runs.iter().map(|a| s.cmd(a).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("upay starts")).collect();
+    children.into_iter().map(|c| c.wait_with_output().unwrap()).collect()
+}
+
+fn assert_all_ok(outs: &[Output], runs: &[&[&str]]) {
+    for (o, a) in outs.iter().zip(runs) {
+        assert!(o.status.success(), "upay {a:?} run concurrently exited {:?}:\n{}", o.status.code(), String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+fn statements_recorded(s: &TestStore) -> usize {
+    query(s, "SELECT count(*) FROM events WHERE aggregate_type = 'Settlement'")[0].parse().unwrap()
+}
+
+#[test]
+fn settles_started_at_once_close_every_statement_once_and_equal_one_run() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let want = reference();
+    let (m, e) = history();
+    let settle: &[&str] = &["settle", "--through", THROUGH];
+    for n in [2, 2, 3] {
+        let s = ingested(Kind::Postgres, &m, &e);
+        let runs = vec![settle; n];
+        let outs = all_at_once(&s, &runs);
+        assert_all_ok(&outs, &runs);
+        let what = format!("{n} settles at once");
+        assert_sound(&s, &what);
+        assert_eq!(statements_recorded(&s), want.statements.lines().count() - 1, "{what}: StatementClosed rows vs statements of one run");
+        Outcome::of(&s).assert_same(want, &what);
+        let closed: Vec<u64> = outs
+            .iter()
+            .map(|o| {
+                let err = String::from_utf8_lossy(&o.stderr);
+                let line = err.lines().find(|l| l.starts_with("settle through")).unwrap_or_else(|| panic!("no summary: {err}")).to_string();
+                line.split(": ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("summary: {line}"))
+            })
+            .collect();
+        eprintln!("{what}: statements closed by each: {closed:?}");
+        // A second night changes nothing.
+        let err = String::from_utf8_lossy(&s.run(settle).stderr).into_owned();
+        assert!(err.contains("0 statements closed, 0 notices issued, 0 transfer files written"), "{what}, then again: {err}");
+    }
+}
+
+#[test]
+fn two_shards_at_once_then_an_unsharded_run_equal_one_unsharded_run() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let want = reference();
+    let (m, e) = history();
+    for round in 0..2 {
+        let s = ingested(Kind::Postgres, &m, &e);
+        let runs: Vec<&[&str]> = vec![&["settle", "--through", THROUGH, "--shard", "1/2"], &["settle", "--through", THROUGH, "--shard", "2/2"]];
+        let outs = all_at_once(&s, &runs);
+        assert_all_ok(&outs, &runs);
+        assert!(files(&s.path().join("transfers")).is_empty(), "a sharded run writes no transfer file");
+        // Between them the shards closed every statement.
+        assert_eq!(statements_recorded(&s), want.statements.lines().count() - 1, "round {round}: the two shards closed every statement once");
+        s.ok(&["settle", "--through", THROUGH]);
+        let what = format!("round {round}: shards 1/2 and 2/2 at once, then unsharded");
+        assert_sound(&s, &what);
+        Outcome::of(&s).assert_same(want, &what);
+    }
+}
