@@ -35,7 +35,11 @@ pub fn refused(msg: impl Into<String>) -> AppError {
 
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("UPAY_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 pub const DEFAULT_STORE: &str = "sqlite://upay.db";
@@ -86,10 +90,19 @@ pub async fn run(cli: Cli) -> Result<u8, AppError> {
             let st = open_store(&store).await?;
             crate::export::payouts(&st, date, export.format, export.out.as_deref()).await.map(|_| 0)
         }
-        Command::Notices(NoticesCmd::Regenerate { notice, reason, by, date, notices_dir, zip_encryption }) => {
+        Command::Notices(NoticesCmd::Regenerate {
+            notice,
+            reason,
+            by,
+            date,
+            notices_dir,
+            zip_encryption,
+        }) => {
             let cfg = Config::load(config.as_deref())?;
             let st = open_store(&store).await?;
-            crate::notice_cmd::regenerate(&st, &cfg, &notice, &reason, by, date, &notices_dir, zip_encryption).await.map(|_| 0)
+            crate::notice_cmd::regenerate(&st, &cfg, &notice, &reason, by, date, &notices_dir, zip_encryption)
+                .await
+                .map(|_| 0)
         }
         Command::Notices(NoticesCmd::Restore { notices_dir, zip_encryption }) => {
             let st = open_store(&store).await?;

@@ -14,7 +14,12 @@ pub async fn replay(st: &Store, as_of: Option<DateTime<Utc>>) -> Result<u8, AppE
     let h = History::load(st, true, as_of, None).await?;
     let mut findings: Vec<Finding> = h.findings.clone();
     for a in &h.ledger.anomalies {
-        findings.push(Finding { place: a.clone(), field: "event".into(), recorded: "present".into(), recomputed: "impossible for the aggregates".into() });
+        findings.push(Finding {
+            place: a.clone(),
+            field: "event".into(),
+            recorded: "present".into(),
+            recomputed: "impossible for the aggregates".into(),
+        });
     }
     // The chain's end must be the head the writers recorded: this catches the
     // deletion of the last rows, which no later row's hash could show.
@@ -46,22 +51,42 @@ pub async fn replay(st: &Store, as_of: Option<DateTime<Utc>>) -> Result<u8, AppE
         notices += 1;
         let place = format!("notice {}", n.notice_no);
         match notices::render_pdf(&n.document) {
-            Err(e) => findings.push(Finding { place: place.clone(), field: "pdf".into(), recorded: n.pdf_sha256.clone(), recomputed: format!("cannot render: {e}") }),
+            Err(e) => findings.push(Finding {
+                place: place.clone(),
+                field: "pdf".into(),
+                recorded: n.pdf_sha256.clone(),
+                recomputed: format!("cannot render: {e}"),
+            }),
             Ok(pdf) => {
                 let sha = notices::sha256_hex(&pdf);
                 if sha != n.pdf_sha256 {
-                    findings.push(Finding { place: place.clone(), field: "pdf_sha256".into(), recorded: n.pdf_sha256.clone(), recomputed: sha });
+                    findings.push(Finding {
+                        place: place.clone(),
+                        field: "pdf_sha256".into(),
+                        recorded: n.pdf_sha256.clone(),
+                        recomputed: sha,
+                    });
                 }
             }
         }
         match h.statements.get(&(n.merchant_id.clone(), n.period_start)) {
-            None => findings.push(Finding { place, field: "statement".into(), recorded: "notice issued".into(), recomputed: "no such statement".into() }),
+            None => findings.push(Finding {
+                place,
+                field: "statement".into(),
+                recorded: "notice issued".into(),
+                recomputed: "no such statement".into(),
+            }),
             Some(s) => {
                 let f = &s.figures;
                 let d = &n.document;
                 let mut check = |field: &str, shown: i64, fig: i64| {
                     if shown != fig {
-                        findings.push(Finding { place: place.clone(), field: field.to_string(), recorded: shown.to_string(), recomputed: fig.to_string() });
+                        findings.push(Finding {
+                            place: place.clone(),
+                            field: field.to_string(),
+                            recorded: shown.to_string(),
+                            recomputed: fig.to_string(),
+                        });
                     }
                 };
                 check("payout", d.payout_yen, f.payout.get());
@@ -82,18 +107,41 @@ pub async fn replay(st: &Store, as_of: Option<DateTime<Utc>>) -> Result<u8, AppE
     for t in h.transfer_files.values() {
         let place = format!("transfer file {}", t.file_name);
         match zengin::write_transfer_file(&t.remitter, t.payout_date, &t.transfers) {
-            Err(e) => findings.push(Finding { place: place.clone(), field: "file".into(), recorded: t.sha256.clone(), recomputed: format!("cannot write: {e}") }),
-            Ok(f) if f.sha256_hex != t.sha256 => findings.push(Finding { place: place.clone(), field: "sha256".into(), recorded: t.sha256.clone(), recomputed: f.sha256_hex }),
+            Err(e) => findings.push(Finding {
+                place: place.clone(),
+                field: "file".into(),
+                recorded: t.sha256.clone(),
+                recomputed: format!("cannot write: {e}"),
+            }),
+            Ok(f) if f.sha256_hex != t.sha256 => findings.push(Finding {
+                place: place.clone(),
+                field: "sha256".into(),
+                recorded: t.sha256.clone(),
+                recomputed: f.sha256_hex,
+            }),
             Ok(_) => {}
         }
-        let paid: i64 = h.statements.values().filter(|s| s.payout_date == t.payout_date).map(|s| s.figures.payout.get()).sum();
+        let paid: i64 = h
+            .statements
+            .values()
+            .filter(|s| s.payout_date == t.payout_date)
+            .map(|s| s.figures.payout.get())
+            .sum();
         if paid != t.total_yen {
-            findings.push(Finding { place, field: "total".into(), recorded: t.total_yen.to_string(), recomputed: paid.to_string() });
+            findings.push(Finding {
+                place,
+                field: "total".into(),
+                recorded: t.total_yen.to_string(),
+                recomputed: paid.to_string(),
+            });
         }
     }
     let mut out = String::new();
     for f in &findings {
-        out.push_str(&format!("DIFFERENCE {}: {}: recorded {}, recomputed {}\n", f.place, f.field, f.recorded, f.recomputed));
+        out.push_str(&format!(
+            "DIFFERENCE {}: {}: recorded {}, recomputed {}\n",
+            f.place, f.field, f.recorded, f.recomputed
+        ));
     }
     crate::output::emit(None, out.as_bytes())?;
     eprintln!(

@@ -18,7 +18,7 @@ use crate::cli::SettleArgs;
 use crate::config::Config;
 use crate::fold::{notice_stream, History, TransferFileWritten, SETTLEMENT, SETTLEMENT_RUN, TRANSFER_FILE};
 use crate::notice_cmd::{document_for, issue, zip_encryption};
-use crate::store::{NewEvent, Store, StoreError};
+use crate::store::{NewEvent, Store, StoreError, StreamGuard};
 
 /// Merchants whose statements are written per transaction.
 pub const SETTLE_CHUNK_MERCHANTS_MAX: usize = 500;
@@ -29,7 +29,23 @@ pub struct SettleSummary {
     pub transfer_files: u64,
 }
 
+/// How often the batch starts over when events arrive while it computes.
+const SETTLE_ATTEMPTS_MAX: u32 = 5;
+
 pub async fn settle(st: &Store, cfg: &Config, args: &SettleArgs) -> Result<SettleSummary, AppError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match settle_once(st, cfg, args).await {
+            Err(AppError::Store(StoreError::Stale(pos))) if attempt < SETTLE_ATTEMPTS_MAX => {
+                eprintln!("settle: events were recorded after position {pos} while statements were computed; reading them and closing again");
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn settle_once(st: &Store, cfg: &Config, args: &SettleArgs) -> Result<SettleSummary, AppError> {
     let mut h = History::load(st, false, None, None).await?;
     let target = Cycle::last_ended_by(args.through);
     let due = h.ledger.merchants_due(target, args.shard);
@@ -51,8 +67,17 @@ pub async fn settle(st: &Store, cfg: &Config, args: &SettleArgs) -> Result<Settl
 
     let scope_through = h.runs.iter().filter(|r| r.shard == args.shard).map(|r| r.through).max();
     if closed_total > 0 || scope_through.is_none_or(|t| t < args.through) {
-        let run = RunCompleted { through: args.through, shard: args.shard, statements_closed: closed_total };
-        let id = format!("{}-{}-{}", args.through, args.shard.map_or("all".to_string(), |s| format!("{}of{}", s.k, s.n)), chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0));
+        let run = RunCompleted {
+            through: args.through,
+            shard: args.shard,
+            statements_closed: closed_total,
+        };
+        let id = format!(
+            "{}-{}-{}",
+            args.through,
+            args.shard.map_or("all".to_string(), |s| format!("{}of{}", s.k, s.n)),
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+        );
         let ev = NewEvent {
             aggregate_type: SETTLEMENT_RUN,
             aggregate_id: id,
@@ -61,18 +86,26 @@ pub async fn settle(st: &Store, cfg: &Config, args: &SettleArgs) -> Result<Settl
             event_version: "1.0",
             payload: serde_json::to_value(SettlementEvent::RunCompleted(run.clone())).expect("serialises"),
         };
-        st.append(&[ev], &[], &Vec::new()).await?;
+        st.append(&[ev], &[], &StreamGuard::default()).await?;
         h.runs.push(run);
     }
 
     let notices = if args.statements_only { 0 } else { issue_notices(st, cfg, &h, args).await? };
-    let files = if args.shard.is_none() && !args.statements_only { write_transfer_files(st, cfg, &mut h, args).await? } else { 0 };
+    let files = if args.shard.is_none() && !args.statements_only {
+        write_transfer_files(st, cfg, &mut h, args).await?
+    } else {
+        0
+    };
     eprintln!(
         "settle through {}{}: {closed_total} statements closed, {notices} notices issued, {files} transfer files written",
         args.through,
         args.shard.map_or(String::new(), |s| format!(" (shard {s})"))
     );
-    Ok(SettleSummary { statements: closed_total, notices, transfer_files: files })
+    Ok(SettleSummary {
+        statements: closed_total,
+        notices,
+        transfer_files: files,
+    })
 }
 
 /// For a merchant: every recorded statement and the new ones must chain (each
@@ -97,7 +130,9 @@ fn check_conservation(h: &History, m: &MerchantId, new: &[StatementClosed]) -> R
         carry = f.carry_out;
     }
     if flows != paid + carry {
-        return Err(AppError::Invariant(format!("merchant {m}: money not conserved: flows {flows} ≠ payouts {paid} + carried {carry}")));
+        return Err(AppError::Invariant(format!(
+            "merchant {m}: money not conserved: flows {flows} ≠ payouts {paid} + carried {carry}"
+        )));
     }
     Ok(())
 }
@@ -108,10 +143,13 @@ async fn write_statements(st: &Store, h: &mut History, per_merchant: Vec<(Mercha
     }
     let build = |h: &History, group: &[(MerchantId, Vec<StatementClosed>)]| {
         let mut events = Vec::new();
-        let mut guard = Vec::new();
+        let mut guard = StreamGuard {
+            streams: Vec::new(),
+            quiet_since: Some(h.last_position),
+        };
         for (m, stmts) in group {
             let last = h.settlement_seq.get(m).copied().unwrap_or(0);
-            guard.push((SETTLEMENT, m.to_string(), last));
+            guard.streams.push((SETTLEMENT, m.to_string(), last));
             for (i, s) in stmts.iter().enumerate() {
                 events.push(NewEvent {
                     aggregate_type: SETTLEMENT,
@@ -168,11 +206,16 @@ async fn issue_notices(st: &Store, cfg: &Config, h: &History, args: &SettleArgs)
         .collect();
     let progress = crate::output::Progress::new("notices", due.len() as u64);
     for s in due {
-        let contract = h.ledger.contract(&s.merchant_id).ok_or_else(|| AppError::Invariant(format!("merchant {} has a statement but no contract", s.merchant_id)))?;
+        let contract = h
+            .ledger
+            .contract(&s.merchant_id)
+            .ok_or_else(|| AppError::Invariant(format!("merchant {} has a statement but no contract", s.merchant_id)))?;
         let doc = document_for(s, contract, cfg, 1, args.through);
         match issue(st, &args.notices_dir, enc, &contract.email, doc, s, 1, None, None).await {
             Ok(_) => n += 1,
-            Err(AppError::Store(StoreError::Conflict(_))) => eprintln!("notice of {} {}: issued by another batch at the same time", s.merchant_id, s.payout_date),
+            Err(AppError::Store(StoreError::Conflict(_))) => {
+                eprintln!("notice of {} {}: issued by another batch at the same time", s.merchant_id, s.payout_date)
+            }
             Err(e) => return Err(e),
         }
         progress.inc(1);
@@ -184,9 +227,17 @@ async fn issue_notices(st: &Store, cfg: &Config, h: &History, args: &SettleArgs)
 /// The transfers of one payout date, ordered by merchant id.
 pub fn transfers_for(h: &History, payout_date: NaiveDate) -> Result<Vec<Transfer>, AppError> {
     let mut out = Vec::new();
-    let by_merchant: BTreeMap<&MerchantId, &StatementClosed> = h.statements.values().filter(|s| s.payout_date == payout_date && s.figures.payout.is_positive()).map(|s| (&s.merchant_id, s)).collect();
+    let by_merchant: BTreeMap<&MerchantId, &StatementClosed> = h
+        .statements
+        .values()
+        .filter(|s| s.payout_date == payout_date && s.figures.payout.is_positive())
+        .map(|s| (&s.merchant_id, s))
+        .collect();
     for (m, s) in by_merchant {
-        let c = h.ledger.contract(m).ok_or_else(|| AppError::Invariant(format!("merchant {m} has a statement but no contract")))?;
+        let c = h
+            .ledger
+            .contract(m)
+            .ok_or_else(|| AppError::Invariant(format!("merchant {m} has a statement but no contract")))?;
         let b = &c.bank;
         out.push(Transfer {
             bank_code: b.bank_code.clone(),
@@ -219,7 +270,12 @@ async fn write_transfer_files(st: &Store, cfg: &Config, h: &mut History, args: &
         let file = zengin::write_transfer_file(&cfg.remitter, d, &transfers).map_err(|e| refused(format!("transfer file for {d}: {e}")))?;
         let expected: i64 = transfers.iter().map(|t| t.amount_yen).sum();
         if file.total_yen != expected || file.record_count != transfers.len() {
-            return Err(AppError::Invariant(format!("transfer file for {d}: total {} / {} records, statements pay {expected} / {}", file.total_yen, file.record_count, transfers.len())));
+            return Err(AppError::Invariant(format!(
+                "transfer file for {d}: total {} / {} records, statements pay {expected} / {}",
+                file.total_yen,
+                file.record_count,
+                transfers.len()
+            )));
         }
         let name = format!("zengin-{}.txt", d.format("%Y%m%d"));
         write_atomic(&args.transfers_dir.join(&name), &file.bytes)?;
@@ -240,7 +296,7 @@ async fn write_transfer_files(st: &Store, cfg: &Config, h: &mut History, args: &
             event_version: "1.0",
             payload: serde_json::to_value(&rec).expect("serialises"),
         };
-        match st.append(&[ev], &[], &Vec::new()).await {
+        match st.append(&[ev], &[], &StreamGuard::default()).await {
             Ok(()) => {
                 h.transfer_files.insert(d, rec);
                 n += 1;

@@ -29,7 +29,12 @@ struct Opts {
 }
 
 fn parse_opts() -> Opts {
-    let mut o = Opts { events: 10_000_000, merchants: 20_000, days: 365, admin: "postgres://postgres@127.0.0.1:5432/postgres".into() };
+    let mut o = Opts {
+        events: 10_000_000,
+        merchants: 20_000,
+        days: 365,
+        admin: "postgres://postgres@127.0.0.1:5432/postgres".into(),
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().expect("a value after the flag");
@@ -69,8 +74,21 @@ fn generate(dir: &Path, o: &Opts, start: NaiveDate) -> (PathBuf, Vec<PathBuf>, u
         "merchant_id,name,contact,email,bank_code,bank_name,branch_code,branch_name,account_type,account_number,account_holder,rate_visa_master,rate_jcb_other,rate_emoney,fee_tax,notice_password,bank_name_kana,branch_name_kana\n",
     );
     for i in 0..o.merchants {
-        let bank = if i % 4 == 0 { ("0001", "みずほ銀行", "ミズホ") } else { ("0005", "三菱UFJ銀行", "ミツビシ") };
-        let _ = writeln!(m, "{:09},ベンチ商店{i},担当 太郎,b{i}@example.jp,{},{},001,本店,普通,{:07},ベンチシヨウテン,3.24,3.24,3.24,inclusive-8,{:09},{},ホンテン", 400_000_000 + i, bank.0, bank.1, 1_000_000 + i, 100_000_000 + i, bank.2);
+        let bank = if i % 4 == 0 {
+            ("0001", "みずほ銀行", "ミズホ")
+        } else {
+            ("0005", "三菱UFJ銀行", "ミツビシ")
+        };
+        let _ = writeln!(
+            m,
+            "{:09},ベンチ商店{i},担当 太郎,b{i}@example.jp,{},{},001,本店,普通,{:07},ベンチシヨウテン,3.24,3.24,3.24,inclusive-8,{:09},{},ホンテン",
+            400_000_000 + i,
+            bank.0,
+            bank.1,
+            1_000_000 + i,
+            100_000_000 + i,
+            bank.2
+        );
     }
     let mpath = dir.join("merchants.csv");
     std::fs::write(&mpath, m).expect("write merchants");
@@ -138,7 +156,10 @@ fn generate(dir: &Path, o: &Opts, start: NaiveDate) -> (PathBuf, Vec<PathBuf>, u
 
 async fn fresh_pg(admin: &str, name: &str) -> String {
     let pool = sqlx::PgPool::connect(admin).await.expect("postgres reachable");
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&pool).await.expect("drop");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&pool)
+        .await
+        .expect("drop");
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.expect("create");
     let base = admin.rsplit_once('/').expect("a database in the URL").0;
     format!("{base}/{name}")
@@ -177,9 +198,15 @@ async fn plain_read(url: &str) -> (u64, i64) {
 async fn copy_baseline(url: &str, dump: &Path) -> (u64, f64) {
     let pool = sqlx::PgPool::connect(url).await.expect("connect");
     sqlx::query("DROP TABLE IF EXISTS events_copy").execute(&pool).await.expect("drop");
-    sqlx::query("CREATE TABLE events_copy (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)").execute(&pool).await.expect("create");
+    sqlx::query("CREATE TABLE events_copy (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)")
+        .execute(&pool)
+        .await
+        .expect("create");
     let _ = std::fs::remove_file(dump);
-    sqlx::query(&format!("COPY (SELECT * FROM events ORDER BY global_position) TO '{}'", dump.display())).execute(&pool).await.expect("dump");
+    sqlx::query(&format!("COPY (SELECT * FROM events ORDER BY global_position) TO '{}'", dump.display()))
+        .execute(&pool)
+        .await
+        .expect("dump");
     let bytes = std::fs::read(dump).expect("read dump");
     let n = bytes.iter().filter(|b| **b == b'\n').count() as u64;
     let mut conn = pool.acquire().await.expect("conn");
@@ -217,7 +244,13 @@ async fn main() {
     let o = parse_opts();
     let start = NaiveDate::from_ymd_opt(2024, 1, 1).expect("date");
     let dir = tempfile_dir();
-    println!("upay benchmark: {} events, {} merchants, {} days (files in {})", o.events, o.merchants, o.days, dir.display());
+    println!(
+        "upay benchmark: {} events, {} merchants, {} days (files in {})",
+        o.events,
+        o.merchants,
+        o.days,
+        dir.display()
+    );
     let t = Instant::now();
     let (merchants, files, rows) = generate(&dir, &o, start);
     println!("generated {rows} input rows in {:.1} s", t.elapsed().as_secs_f64());
@@ -244,7 +277,11 @@ async fn main() {
     let year_end = start + Days::new(u64::from(o.days) - 2);
     let t = Instant::now();
     let s = upay::batch::settle(&st, &cfg, &settle_args(year_end)).await.expect("settle");
-    let settle_rate = line(&format!("settle: fold + close {} statements, events", s.statements), n_read, t.elapsed().as_secs_f64());
+    let settle_rate = line(
+        &format!("settle: fold + close {} statements, events", s.statements),
+        n_read,
+        t.elapsed().as_secs_f64(),
+    );
     let t = Instant::now();
     let code = upay::audit::replay(&st, None).await.expect("replay");
     assert_eq!(code, 0, "the benchmark's history replays clean");
@@ -263,7 +300,10 @@ async fn main() {
     ingest_all(&st2, std::slice::from_ref(last_file)).await;
     upay::batch::settle(&st2, &cfg, &settle_args(night)).await.expect("settle night");
     let night_empty = t.elapsed().as_secs_f64();
-    println!("one night (ingest + settle) after the year: {night_after_year:.2} s; on an empty store: {night_empty:.2} s; ratio {:.2}", night_after_year / night_empty);
+    println!(
+        "one night (ingest + settle) after the year: {night_after_year:.2} s; on an empty store: {night_empty:.2} s; ratio {:.2}",
+        night_after_year / night_empty
+    );
 
     // The embedded store's ingest.
     let lite_path = dir.join("bench.db");
@@ -284,7 +324,11 @@ async fn main() {
         .values()
         .filter(|s| s.figures.payout.is_positive())
         .take(1000)
-        .filter_map(|s| h.ledger.contract(&s.merchant_id).map(|c| upay::notice_cmd::document_for(s, c, &cfg, 1, s.notice_date)))
+        .filter_map(|s| {
+            h.ledger
+                .contract(&s.merchant_id)
+                .map(|c| upay::notice_cmd::document_for(s, c, &cfg, 1, s.notice_date))
+        })
         .collect();
     let t = Instant::now();
     for d in &docs {
@@ -299,7 +343,10 @@ async fn main() {
     println!("  settle / plain read      {:.2}  [>= 0.7]", settle_rate / read_rate);
     println!("  replay / plain read      {:.2}  [>= 0.7]", replay_rate / read_rate);
     println!("  embedded ingest          {lite_rate:.0} events/s  [>= 100000]");
-    println!("  night after a year / night on an empty store  {:.2}  [about 1]", night_after_year / night_empty);
+    println!(
+        "  night after a year / night on an empty store  {:.2}  [about 1]",
+        night_after_year / night_empty
+    );
     println!("  peak RSS                 {:.0} MiB  [< 1024 for 10,000,000 events]", peak_rss_mib());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -20,7 +20,10 @@ pub struct Mail {
 
 impl Mail {
     pub fn demo() -> Mail {
-        Mail { from: "notices@example.jp".into(), subject: "【お支払通知書】{notice_no}".into() }
+        Mail {
+            from: "notices@example.jp".into(),
+            subject: "【お支払通知書】{notice_no}".into(),
+        }
     }
 }
 
@@ -41,7 +44,11 @@ pub struct Config {
 
 impl Config {
     pub fn demo() -> Config {
-        Config { issuer: Issuer::demo(), remitter: Remitter::demo(), mail: Mail::demo() }
+        Config {
+            issuer: Issuer::demo(),
+            remitter: Remitter::demo(),
+            mail: Mail::demo(),
+        }
     }
 
     /// Loads `--config FILE`, or `./upay.toml` when present, or the demo values.

@@ -40,7 +40,9 @@ pub fn read_table(path: &Path, encoding: Encoding) -> Result<Table, AppError> {
             String::from_utf8(b.to_vec()).map_err(|e| {
                 let upto = &b[..e.utf8_error().valid_up_to()];
                 let line = 1 + upto.iter().filter(|c| **c == b'\n').count();
-                refused(format!("{name}:{line}: not valid UTF-8 (use --encoding shift_jis for a file saved by Excel in Shift_JIS)"))
+                refused(format!(
+                    "{name}:{line}: not valid UTF-8 (use --encoding shift_jis for a file saved by Excel in Shift_JIS)"
+                ))
             })?
         }
         Encoding::ShiftJis => {
@@ -55,6 +57,9 @@ pub fn read_table(path: &Path, encoding: Encoding) -> Result<Table, AppError> {
     if text.trim().is_empty() {
         return Err(refused(format!("{name}: the file is empty (a header row is required)")));
     }
+    // Line numbers from byte offsets: the reader's own count skips blank lines.
+    let line_starts: Vec<usize> = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+    let line_of = |byte: u64| line_starts.partition_point(|s| *s as u64 <= byte) as u64;
     let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
     let mut header: Option<Vec<String>> = None;
     let mut rows = Vec::new();
@@ -62,11 +67,11 @@ pub fn read_table(path: &Path, encoding: Encoding) -> Result<Table, AppError> {
     for rec in rdr.records() {
         match rec {
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
+                let line = e.position().map_or(0, |p| line_of(p.byte()));
                 errors.push(format!("{name}:{line}: not readable as CSV: {e}"));
             }
             Ok(r) => {
-                let line = r.position().map_or(0, |p| p.line());
+                let line = r.position().map_or(0, |p| line_of(p.byte()));
                 let fields: Vec<String> = r.iter().map(|f| f.to_string()).collect();
                 if header.is_none() {
                     header = Some(fields.iter().map(|f| f.trim().to_string()).collect());
@@ -107,6 +112,10 @@ pub fn check_header(path: &Path, t: &Table, required: &[&str], optional: &[&str]
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(refused(format!("{name}:1: bad header: {} (expected {})", problems.join("; "), required.join(","))))
+        Err(refused(format!(
+            "{name}:1: bad header: {} (expected {})",
+            problems.join("; "),
+            required.join(",")
+        )))
     }
 }

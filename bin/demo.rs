@@ -63,8 +63,17 @@ const SHOPS: [(&str, &str); 6] = [
     ("居酒屋", "イザカヤ"),
     ("花屋", "ハナヤ"),
 ];
-const BRANDS: [(&str, u64); 9] =
-    [("VISA", 380), ("MASTERCARD", 220), ("JCB", 180), ("AMEX", 50), ("DINERS", 10), ("DISCOVER", 10), ("ID", 50), ("QUICPAY", 50), ("TRANSIT_IC", 50)];
+const BRANDS: [(&str, u64); 9] = [
+    ("VISA", 380),
+    ("MASTERCARD", 220),
+    ("JCB", 180),
+    ("AMEX", 50),
+    ("DINERS", 10),
+    ("DISCOVER", 10),
+    ("ID", 50),
+    ("QUICPAY", 50),
+    ("TRANSIT_IC", 50),
+];
 
 pub struct Generated {
     pub merchants_csv: String,
@@ -118,23 +127,38 @@ pub fn generate(merchants: u32, from: NaiveDate, to: NaiveDate, seed: u64) -> Ge
             for _ in 0..sales {
                 txn += 1;
                 let t = format!("t{txn:07}");
-                let at = jst.from_local_datetime(&day.and_hms_opt(9 + rng.below(12) as u32, rng.below(60) as u32, rng.below(60) as u32).expect("time")).single().expect("JST");
+                let at = jst
+                    .from_local_datetime(
+                        &day.and_hms_opt(9 + rng.below(12) as u32, rng.below(60) as u32, rng.below(60) as u32)
+                            .expect("time"),
+                    )
+                    .single()
+                    .expect("JST");
                 let pick = rng.below(1000);
                 let mut acc = 0;
-                let brand = BRANDS.iter().find(|(_, w)| {
-                    acc += w;
-                    pick < acc
-                }).map_or("VISA", |b| b.0);
+                let brand = BRANDS
+                    .iter()
+                    .find(|(_, w)| {
+                        acc += w;
+                        pick < acc
+                    })
+                    .map_or("VISA", |b| b.0);
                 let amount = 300 + rng.below(300) * 100;
                 let card = format!("tok_{}", rng.next() % 1_000_000_007);
                 let inst = if rng.chance(50) { "3" } else { "" };
                 let ts = |a: chrono::DateTime<chrono::FixedOffset>| a.to_rfc3339();
                 if rng.chance(15) {
-                    rows.push((at.timestamp(), format!("{},decline,{t},{m},{},{brand},{amount},{card},,ng-02 G12", eid(), ts(at))));
+                    rows.push((
+                        at.timestamp(),
+                        format!("{},decline,{t},{m},{},{brand},{amount},{card},,ng-02 G12", eid(), ts(at)),
+                    ));
                     continue;
                 }
                 if rng.chance(300) {
-                    rows.push((at.timestamp(), format!("{},authorize,{t},{m},{},{brand},{amount},{card},{inst},", eid(), ts(at))));
+                    rows.push((
+                        at.timestamp(),
+                        format!("{},authorize,{t},{m},{},{brand},{amount},{card},{inst},", eid(), ts(at)),
+                    ));
                     let later = at + Duration::minutes(5 + rng.below(600) as i64);
                     if rng.chance(50) {
                         rows.push((later.timestamp(), format!("{},void,{t},,{},,,{card},,", eid(), ts(later))));
@@ -173,7 +197,11 @@ pub fn generate(merchants: u32, from: NaiveDate, to: NaiveDate, seed: u64) -> Ge
         e_csv.push_str(&r);
         e_csv.push('\n');
     }
-    Generated { merchants_csv: m_csv, events_csv: e_csv, events: count }
+    Generated {
+        merchants_csv: m_csv,
+        events_csv: e_csv,
+        events: count,
+    }
 }
 
 pub async fn run(store: &Option<String>, config: Option<&Path>, dir: &Path) -> Result<u8, AppError> {
@@ -189,7 +217,12 @@ pub async fn run(store: &Option<String>, config: Option<&Path>, dir: &Path) -> R
     let events = dir.join("events.csv");
     crate::app::write_atomic(&merchants, g.merchants_csv.as_bytes())?;
     crate::app::write_atomic(&events, g.events_csv.as_bytes())?;
-    eprintln!("demo: wrote {} and {} ({} events, 31 merchants)", merchants.display(), events.display(), g.events);
+    eprintln!(
+        "demo: wrote {} and {} ({} events, 31 merchants)",
+        merchants.display(),
+        events.display(),
+        g.events
+    );
     let db = dir.join("upay.db");
     let st = Store::open(&format!("sqlite://{}", db.display())).await?;
     let t = crate::csvin::read_table(&merchants, Encoding::Utf8)?;
@@ -223,6 +256,10 @@ pub async fn run(store: &Option<String>, config: Option<&Path>, dir: &Path) -> R
         dir.join("transfers").display(),
         out.display()
     );
-    eprintln!("demo: the store is sqlite://{}; try `upay --store sqlite://{} statements explain --merchant 270212122 --period 2019-10-01`", db.display(), db.display());
+    eprintln!(
+        "demo: the store is sqlite://{}; try `upay --store sqlite://{} statements explain --merchant 270212122 --period 2019-10-01`",
+        db.display(),
+        db.display()
+    );
     Ok(0)
 }

@@ -17,9 +17,29 @@ use crate::output::emit;
 use crate::store::{Store, StoreError};
 
 pub const STATEMENT_COLUMNS: [&str; 23] = [
-    "merchant_id", "period_start", "period_end", "payout_date", "notice_date", "notice_no", "visa_master_count", "visa_master_sales",
-    "visa_master_fee", "jcb_other_count", "jcb_other_sales", "jcb_other_fee", "emoney_count", "emoney_sales", "emoney_fee", "fee_tax",
-    "carry_in", "red_slips", "chargebacks", "transfer_fee", "transfer_fee_tax", "payout", "carry_out",
+    "merchant_id",
+    "period_start",
+    "period_end",
+    "payout_date",
+    "notice_date",
+    "notice_no",
+    "visa_master_count",
+    "visa_master_sales",
+    "visa_master_fee",
+    "jcb_other_count",
+    "jcb_other_sales",
+    "jcb_other_fee",
+    "emoney_count",
+    "emoney_sales",
+    "emoney_fee",
+    "fee_tax",
+    "carry_in",
+    "red_slips",
+    "chargebacks",
+    "transfer_fee",
+    "transfer_fee_tax",
+    "payout",
+    "carry_out",
 ];
 
 /// Rows as (column, value) in column order; numbers stay numbers for JSON.
@@ -41,7 +61,16 @@ fn statement_rows(h: &History) -> Vec<Vec<(&'static str, Value)>> {
                 let l = f.line(g);
                 v.extend([json!(l.count), json!(l.sales.get()), json!(l.fee.get())]);
             }
-            for y in [f.fee_tax, f.carry_in, f.red_slips, f.chargebacks, f.transfer_fee, f.transfer_fee_tax, f.payout, f.carry_out] {
+            for y in [
+                f.fee_tax,
+                f.carry_in,
+                f.red_slips,
+                f.chargebacks,
+                f.transfer_fee,
+                f.transfer_fee_tax,
+                f.payout,
+                f.carry_out,
+            ] {
                 v.push(json!(y.get()));
             }
             STATEMENT_COLUMNS.iter().copied().zip(v).collect()
@@ -70,7 +99,10 @@ fn cell(v: &Value) -> String {
 }
 
 fn json_bytes(rows: Vec<Vec<(&'static str, Value)>>) -> Vec<u8> {
-    let arr: Vec<Value> = rows.into_iter().map(|r| Value::Object(r.into_iter().map(|(k, v)| (k.to_string(), v)).collect())).collect();
+    let arr: Vec<Value> = rows
+        .into_iter()
+        .map(|r| Value::Object(r.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
+        .collect();
     let mut b = serde_json::to_vec_pretty(&arr).expect("json serialises");
     b.push(b'\n');
     b
@@ -98,18 +130,42 @@ pub async fn refusals(st: &Store, format: Format, out: Option<&Path>) -> Result<
     })
     .await?;
     let bytes = match format {
-        Format::Csv => csv_bytes(&["event_id", "code", "message"], rows.iter().map(|r| vec![r.event_id.clone(), r.code.clone(), r.message.clone()]), false)?,
+        Format::Csv => csv_bytes(
+            &["event_id", "code", "message"],
+            rows.iter().map(|r| vec![r.event_id.clone(), r.code.clone(), r.message.clone()]),
+            false,
+        )?,
         Format::Json => json_bytes(
             rows.iter()
-                .map(|r| vec![("event_id", json!(r.event_id)), ("code", json!(r.code)), ("message", json!(r.message)), ("txn_id", json!(r.txn_id)), ("kind", json!(r.kind)), ("at", json!(r.at))])
+                .map(|r| {
+                    vec![
+                        ("event_id", json!(r.event_id)),
+                        ("code", json!(r.code)),
+                        ("message", json!(r.message)),
+                        ("txn_id", json!(r.txn_id)),
+                        ("kind", json!(r.kind)),
+                        ("at", json!(r.at)),
+                    ]
+                })
                 .collect(),
         ),
     };
     emit(out, &bytes)
 }
 
-pub const PAYOUT_COLUMNS: [&str; 11] =
-    ["payout_date", "merchant_id", "bank_code", "bank_name", "branch_code", "branch_name", "account_type", "account_number", "account_holder", "amount", "status"];
+pub const PAYOUT_COLUMNS: [&str; 11] = [
+    "payout_date",
+    "merchant_id",
+    "bank_code",
+    "bank_name",
+    "branch_code",
+    "branch_name",
+    "account_type",
+    "account_number",
+    "account_holder",
+    "amount",
+    "status",
+];
 
 pub async fn payouts(st: &Store, date: NaiveDate, format: Format, out: Option<&Path>) -> Result<(), AppError> {
     let h = History::load(st, false, None, None).await?;
@@ -120,7 +176,10 @@ pub async fn payouts(st: &Store, date: NaiveDate, format: Format, out: Option<&P
     let rows: Vec<Vec<(&'static str, Value)>> = transfers
         .iter()
         .map(|t| {
-            let names = MerchantId::parse(&t.merchant_id).ok().and_then(|m| h.ledger.contract(&m).map(|c| (c.bank.bank_name.clone(), c.bank.branch_name.clone()))).unwrap_or_default();
+            let names = MerchantId::parse(&t.merchant_id)
+                .ok()
+                .and_then(|m| h.ledger.contract(&m).map(|c| (c.bank.bank_name.clone(), c.bank.branch_name.clone())))
+                .unwrap_or_default();
             let masked = format!("***{}", &t.account_number[t.account_number.len().saturating_sub(3)..]);
             PAYOUT_COLUMNS
                 .iter()
@@ -166,13 +225,24 @@ pub async fn explain(st: &Store, merchant: &str, period: NaiveDate, format: Form
     let m = MerchantId::parse(merchant).map_err(|e| refused(format!("--merchant: {e}")))?;
     let cycle = Cycle::starting(period).ok_or_else(|| refused(format!("--period {period} is not the first day of a cycle (the 1st or the 16th)")))?;
     let h = History::load(st, false, None, Some(m.clone())).await?;
-    let stmt = h.statements.get(&(m.clone(), period)).ok_or_else(|| refused(format!("merchant {m} has no closed statement for the period from {period}")))?;
-    let (_, items) = h.ledger.explained(&m, cycle).ok_or_else(|| AppError::Invariant(format!("the explanation of {m} {period} was not kept")))?;
+    let stmt = h
+        .statements
+        .get(&(m.clone(), period))
+        .ok_or_else(|| refused(format!("merchant {m} has no closed statement for the period from {period}")))?;
+    let (_, items) = h
+        .ledger
+        .explained(&m, cycle)
+        .ok_or_else(|| AppError::Invariant(format!("the explanation of {m} {period} was not kept")))?;
     let origin = (!stmt.figures.carry_in.is_zero()).then(|| {
         h.statements
             .range((m.clone(), NaiveDate::MIN)..(m.clone(), period))
             .next_back()
-            .map(|(_, p)| format!("carry-out of the statement {}..{} (payout date {}): nothing was transferred, the balance was carried", p.period_start, p.period_end, p.payout_date))
+            .map(|(_, p)| {
+                format!(
+                    "carry-out of the statement {}..{} (payout date {}): nothing was transferred, the balance was carried",
+                    p.period_start, p.period_end, p.payout_date
+                )
+            })
             .unwrap_or_else(|| "no earlier statement".into())
     });
     let ex = Explanation {
@@ -207,7 +277,23 @@ pub async fn explain(st: &Store, merchant: &str, period: NaiveDate, format: Form
                     i.reason.clone(),
                 ]
             });
-            let mut b = csv_bytes(&["position", "event_id", "txn_id", "kind", "at", "booking_date", "group", "line", "amount", "effect", "reason"], rows, false)?;
+            let mut b = csv_bytes(
+                &[
+                    "position",
+                    "event_id",
+                    "txn_id",
+                    "kind",
+                    "at",
+                    "booking_date",
+                    "group",
+                    "line",
+                    "amount",
+                    "effect",
+                    "reason",
+                ],
+                rows,
+                false,
+            )?;
             if let Some(o) = &ex.carry_in_origin {
                 eprintln!("carry_in {}: {o}", ex.carry_in);
             }

@@ -70,7 +70,12 @@ pub struct Finding {
 
 impl From<Difference> for Finding {
     fn from(d: Difference) -> Finding {
-        Finding { place: format!("merchant {} cycle {}", d.merchant_id, d.period_start), field: d.field, recorded: d.recorded, recomputed: d.recomputed }
+        Finding {
+            place: format!("merchant {} cycle {}", d.merchant_id, d.period_start),
+            field: d.field,
+            recorded: d.recorded,
+            recomputed: d.recomputed,
+        }
     }
 }
 
@@ -94,13 +99,20 @@ pub struct History {
 }
 
 fn corrupt(r: &RecordedEvent, e: impl std::fmt::Display) -> AppError {
-    AppError::Store(StoreError::Corrupt(format!("position {} ({} {}): {e}", r.position, r.aggregate_type, r.event_type)))
+    AppError::Store(StoreError::Corrupt(format!(
+        "position {} ({} {}): {e}",
+        r.position, r.aggregate_type, r.event_type
+    )))
 }
 
 impl History {
     /// Folds the whole log (or what was recorded up to `until`).
     pub async fn load(st: &Store, verify: bool, until: Option<DateTime<Utc>>, explain: Option<MerchantId>) -> Result<History, AppError> {
-        let mut h = History { verify, chain_prev: CHAIN_GENESIS.to_string(), ..History::default() };
+        let mut h = History {
+            verify,
+            chain_prev: CHAIN_GENESIS.to_string(),
+            ..History::default()
+        };
         if let Some(m) = explain {
             h.ledger = Ledger::explaining(m);
         }
@@ -126,7 +138,9 @@ impl History {
             }
             SETTLEMENT => {
                 let e: SettlementEvent = serde_json::from_str(&r.payload).map_err(|e| corrupt(&r, e))?;
-                let SettlementEvent::StatementClosed(st) = e else { return Err(corrupt(&r, "not a statement")) };
+                let SettlementEvent::StatementClosed(st) = e else {
+                    return Err(corrupt(&r, "not a statement"));
+                };
                 let diffs = self.ledger.apply_statement_closed(&st, self.verify);
                 self.findings.extend(diffs.into_iter().map(Finding::from));
                 let m = st.merchant_id.clone();
@@ -135,7 +149,9 @@ impl History {
             }
             SETTLEMENT_RUN => {
                 let e: SettlementEvent = serde_json::from_str(&r.payload).map_err(|e| corrupt(&r, e))?;
-                let SettlementEvent::RunCompleted(run) = e else { return Err(corrupt(&r, "not a run")) };
+                let SettlementEvent::RunCompleted(run) = e else {
+                    return Err(corrupt(&r, "not a run"));
+                };
                 let diffs = self.ledger.apply_run_completed(&run, self.verify);
                 self.findings.extend(diffs.into_iter().map(Finding::from));
                 self.runs.push(run);

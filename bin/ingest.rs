@@ -14,13 +14,15 @@ use domain::ids::parse_digits;
 use domain::merchant::{Merchant, MerchantCommand, MerchantEvent};
 use domain::payment::{AuthorizeFields, Payment, PaymentCommand, PaymentCommandKind, PaymentContext, PaymentEvent, INSTALLMENTS_MAX};
 use domain::time::parse_instant;
-use domain::{contract, AccountType, Brand, CardToken, EventId, FeeTaxPolicy, MerchantContract, MerchantId, NoticePassword, PayeeBank, Rate, Rates, TxnId, Yen};
+use domain::{
+    contract, AccountType, Brand, CardToken, EventId, FeeTaxPolicy, MerchantContract, MerchantId, NoticePassword, PayeeBank, Rate, Rates, TxnId, Yen,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::app::{refused, AppError};
 use crate::csvin::{check_header, Table};
-use crate::store::{NewEvent, NewInput, Store, StoreError};
+use crate::store::{NewEvent, NewInput, Store, StoreError, StreamGuard};
 
 /// Rows decided and written per transaction.
 pub const INGEST_CHUNK_ROWS_MAX: usize = 10_000;
@@ -28,11 +30,36 @@ pub const INGEST_CHUNK_ROWS_MAX: usize = 10_000;
 const CHUNK_ATTEMPTS_MAX: usize = 3;
 
 pub const MERCHANT_COLUMNS: [&str; 16] = [
-    "merchant_id", "name", "contact", "email", "bank_code", "bank_name", "branch_code", "branch_name", "account_type",
-    "account_number", "account_holder", "rate_visa_master", "rate_jcb_other", "rate_emoney", "fee_tax", "notice_password",
+    "merchant_id",
+    "name",
+    "contact",
+    "email",
+    "bank_code",
+    "bank_name",
+    "branch_code",
+    "branch_name",
+    "account_type",
+    "account_number",
+    "account_holder",
+    "rate_visa_master",
+    "rate_jcb_other",
+    "rate_emoney",
+    "fee_tax",
+    "notice_password",
 ];
 pub const MERCHANT_OPTIONAL_COLUMNS: [&str; 2] = ["bank_name_kana", "branch_name_kana"];
-pub const EVENT_COLUMNS: [&str; 10] = ["event_id", "kind", "txn_id", "merchant_id", "at", "brand", "amount", "card", "installments", "code"];
+pub const EVENT_COLUMNS: [&str; 10] = [
+    "event_id",
+    "kind",
+    "txn_id",
+    "merchant_id",
+    "at",
+    "brand",
+    "amount",
+    "card",
+    "installments",
+    "code",
+];
 
 pub struct ParsedMerchant {
     pub line: u64,
@@ -60,7 +87,10 @@ fn text_field(errs: &mut RowErrors, name: &'static str, v: &str, printed: bool) 
     } else if printed {
         let bad = notices::undrawable_chars(t);
         if !bad.is_empty() {
-            errs.0.push(format!("{name}: the notice font cannot draw {}", bad.iter().map(|c| format!("'{c}' (U+{:04X})", *c as u32)).collect::<Vec<_>>().join(", ")));
+            errs.0.push(format!(
+                "{name}: the notice font cannot draw {}",
+                bad.iter().map(|c| format!("'{c}' (U+{:04X})", *c as u32)).collect::<Vec<_>>().join(", ")
+            ));
         }
     }
     t.to_string()
@@ -113,8 +143,31 @@ pub fn parse_merchants(path: &Path, t: &Table) -> Result<Vec<ParsedMerchant>, Ap
             bad.push(format!("{}:{}: {}", path.display(), row.line, e.0.join("; ")));
             continue;
         }
-        let (Some(merchant_id), Some(email), Some(bank_code), Some(branch_code), Some(account_type), Some(account_number), Some(rv), Some(rj), Some(re), Some(fee_tax), Some(password)) =
-            (merchant_id, email, bank_code, branch_code, account_type, account_number, rv, rj, re, fee_tax, password)
+        let (
+            Some(merchant_id),
+            Some(email),
+            Some(bank_code),
+            Some(branch_code),
+            Some(account_type),
+            Some(account_number),
+            Some(rv),
+            Some(rj),
+            Some(re),
+            Some(fee_tax),
+            Some(password),
+        ) = (
+            merchant_id,
+            email,
+            bank_code,
+            branch_code,
+            account_type,
+            account_number,
+            rv,
+            rj,
+            re,
+            fee_tax,
+            password,
+        )
         else {
             unreachable!("every None pushed an error");
         };
@@ -123,21 +176,49 @@ pub fn parse_merchants(path: &Path, t: &Table) -> Result<Vec<ParsedMerchant>, Ap
             name,
             contact,
             email,
-            bank: PayeeBank { bank_code, bank_name, branch_code, branch_name, account_type, account_number, account_holder, bank_name_kana, branch_name_kana },
-            rates: Rates { visa_master: rv, jcb_other: rj, emoney: re },
+            bank: PayeeBank {
+                bank_code,
+                bank_name,
+                branch_code,
+                branch_name,
+                account_type,
+                account_number,
+                account_holder,
+                bank_name_kana,
+                branch_name_kana,
+            },
+            rates: Rates {
+                visa_master: rv,
+                jcb_other: rj,
+                emoney: re,
+            },
             fee_tax,
         };
         if let Some(&i) = seen.get(&merchant_id) {
             if out[i].contract != contract || out[i].password != password {
-                bad.push(format!("{}:{}: merchant {merchant_id} appears again (line {}) with different fields", path.display(), row.line, out[i].line));
+                bad.push(format!(
+                    "{}:{}: merchant {merchant_id} appears again (line {}) with different fields",
+                    path.display(),
+                    row.line,
+                    out[i].line
+                ));
             }
             continue;
         }
         seen.insert(merchant_id, out.len());
-        out.push(ParsedMerchant { line: row.line, contract, password });
+        out.push(ParsedMerchant {
+            line: row.line,
+            contract,
+            password,
+        });
     }
     if !bad.is_empty() {
-        return Err(refused(format!("{}\n{}: refused, nothing recorded ({} bad rows)", bad.join("\n"), path.display(), bad.len())));
+        return Err(refused(format!(
+            "{}\n{}: refused, nothing recorded ({} bad rows)",
+            bad.join("\n"),
+            path.display(),
+            bad.len()
+        )));
     }
     Ok(out)
 }
@@ -163,7 +244,10 @@ pub async fn record_merchants(st: &Store, merchants: Vec<ParsedMerchant>) -> Res
         }
         let stored = st.secret(&id).await?;
         let password_changed = stored.as_deref() != Some(m.password.expose_secret());
-        let cmd = MerchantCommand::Import { contract: m.contract.clone(), password_changed: password_changed && state.contract.is_some() };
+        let cmd = MerchantCommand::Import {
+            contract: m.contract.clone(),
+            password_changed: password_changed && state.contract.is_some(),
+        };
         let events = state.decide(&cmd).map_err(|e| refused(format!("line {}: {e}", m.line)))?;
         match Merchant::outcome(&events) {
             domain::merchant::ImportOutcome::New => new += 1,
@@ -206,13 +290,31 @@ struct KindRule {
 fn kind_rule(kind: &str) -> Option<KindRule> {
     const OPENING: &[&str] = &["event_id", "txn_id", "merchant_id", "at", "brand", "amount", "card"];
     Some(match kind {
-        "authorize" | "sale" => KindRule { required: OPENING, optional: &["installments"] },
-        "decline" => KindRule { required: OPENING, optional: &["installments", "code"] },
-        "capture" => KindRule { required: &["event_id", "txn_id", "at"], optional: &["merchant_id", "amount"] },
+        "authorize" | "sale" => KindRule {
+            required: OPENING,
+            optional: &["installments"],
+        },
+        "decline" => KindRule {
+            required: OPENING,
+            optional: &["installments", "code"],
+        },
+        "capture" => KindRule {
+            required: &["event_id", "txn_id", "at"],
+            optional: &["merchant_id", "amount"],
+        },
         // An empty card is well formed: it never matches, and is refused P1245 (rule 9).
-        "void" => KindRule { required: &["event_id", "txn_id", "at"], optional: &["merchant_id", "card"] },
-        "chargeback" => KindRule { required: &["event_id", "txn_id", "at"], optional: &["merchant_id", "amount"] },
-        "chargeback_reversal" => KindRule { required: &["event_id", "txn_id", "at"], optional: &["merchant_id"] },
+        "void" => KindRule {
+            required: &["event_id", "txn_id", "at"],
+            optional: &["merchant_id", "card"],
+        },
+        "chargeback" => KindRule {
+            required: &["event_id", "txn_id", "at"],
+            optional: &["merchant_id", "amount"],
+        },
+        "chargeback_reversal" => KindRule {
+            required: &["event_id", "txn_id", "at"],
+            optional: &["merchant_id"],
+        },
         _ => return None,
     })
 }
@@ -223,7 +325,9 @@ fn parse_event_row(fields: &[String]) -> Result<(EventId, PaymentCommand), Vec<S
     let mut e = RowErrors(Vec::new());
     let kind = get(1);
     let Some(rule) = kind_rule(kind) else {
-        return Err(vec![format!("unknown kind '{kind}' (authorize, sale, decline, capture, void, chargeback, chargeback_reversal)")]);
+        return Err(vec![format!(
+            "unknown kind '{kind}' (authorize, sale, decline, capture, void, chargeback, chargeback_reversal)"
+        )]);
     };
     for (i, n) in names.iter().enumerate() {
         if i == 1 {
@@ -261,7 +365,9 @@ fn parse_event_row(fields: &[String]) -> Result<(EventId, PaymentCommand), Vec<S
     if !e.0.is_empty() {
         return Err(e.0);
     }
-    let (Some(event_id), Some(txn_id), Some(at)) = (event_id, txn_id, at) else { unreachable!("errors pushed") };
+    let (Some(event_id), Some(txn_id), Some(at)) = (event_id, txn_id, at) else {
+        unreachable!("errors pushed")
+    };
     let opening = || AuthorizeFields {
         merchant_id: merchant_id.clone().expect("required"),
         brand: brand.expect("required"),
@@ -311,7 +417,11 @@ pub fn parse_events(path: &Path, t: &Table) -> Result<Vec<ParsedEvent>, AppError
                 let digest = row_digest(&fields);
                 if let Some((line, d)) = seen.get(event_id.as_str()) {
                     if *d != digest {
-                        bad.push(format!("{}:{}: event_id {event_id} already appears on line {line} with different content", path.display(), row.line));
+                        bad.push(format!(
+                            "{}:{}: event_id {event_id} already appears on line {line} with different content",
+                            path.display(),
+                            row.line
+                        ));
                     }
                     // Same content: skipped as already present.
                     continue;
@@ -322,7 +432,12 @@ pub fn parse_events(path: &Path, t: &Table) -> Result<Vec<ParsedEvent>, AppError
         }
     }
     if !bad.is_empty() {
-        return Err(refused(format!("{}\n{}: refused, nothing recorded ({} bad rows)", bad.join("\n"), path.display(), bad.len())));
+        return Err(refused(format!(
+            "{}\n{}: refused, nothing recorded ({} bad rows)",
+            bad.join("\n"),
+            path.display(),
+            bad.len()
+        )));
     }
     Ok(out)
 }
@@ -368,13 +483,23 @@ pub async fn record_events(st: &Store, path: &Path, rows: Vec<ParsedEvent>) -> R
                 if *d == r.digest {
                     present.insert(r.cmd.event_id.to_string());
                 } else {
-                    bad.push(format!("{}:{}: event_id {} was already recorded with different content", path.display(), r.line, r.cmd.event_id));
+                    bad.push(format!(
+                        "{}:{}: event_id {} was already recorded with different content",
+                        path.display(),
+                        r.line,
+                        r.cmd.event_id
+                    ));
                 }
             }
         }
     }
     if !bad.is_empty() {
-        return Err(refused(format!("{}\n{}: refused, nothing recorded ({} bad rows)", bad.join("\n"), path.display(), bad.len())));
+        return Err(refused(format!(
+            "{}\n{}: refused, nothing recorded ({} bad rows)",
+            bad.join("\n"),
+            path.display(),
+            bad.len()
+        )));
     }
     summary.present = present.len() as u64;
     let todo: Vec<&ParsedEvent> = rows.iter().filter(|r| !present.contains(r.cmd.event_id.as_str())).collect();
@@ -385,10 +510,19 @@ pub async fn record_events(st: &Store, path: &Path, rows: Vec<ParsedEvent>) -> R
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let missing: Vec<String> = chunk.iter().map(|r| &r.cmd.txn_id).filter(|t| !cache.contains_key(*t)).map(|t| t.to_string()).collect::<HashSet<_>>().into_iter().collect();
+            let missing: Vec<String> = chunk
+                .iter()
+                .map(|r| &r.cmd.txn_id)
+                .filter(|t| !cache.contains_key(*t))
+                .map(|t| t.to_string())
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
             for r in st.load_streams("Payment", &missing).await? {
                 let e: PaymentEvent = serde_json::from_str(&r.payload).map_err(|e| StoreError::Corrupt(format!("position {}: {e}", r.position)))?;
-                let entry = cache.entry(TxnId::parse(&r.aggregate_id).map_err(|e| StoreError::Corrupt(e.to_string()))?).or_default();
+                let entry = cache
+                    .entry(TxnId::parse(&r.aggregate_id).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+                    .or_default();
                 entry.0.apply(&e);
                 entry.1 = r.sequence;
             }
@@ -402,7 +536,9 @@ pub async fn record_events(st: &Store, path: &Path, rows: Vec<ParsedEvent>) -> R
                 let (state, seq) = work.entry(txn.clone()).or_insert_with(|| cache.get(txn).cloned().unwrap_or_default());
                 let ctx = PaymentContext {
                     merchant_registered: match &r.cmd.kind {
-                        PaymentCommandKind::Authorize(f) | PaymentCommandKind::Sale(f) | PaymentCommandKind::Decline { fields: f, .. } => merchants.contains(&f.merchant_id),
+                        PaymentCommandKind::Authorize(f) | PaymentCommandKind::Sale(f) | PaymentCommandKind::Decline { fields: f, .. } => {
+                            merchants.contains(&f.merchant_id)
+                        }
                         _ => true,
                     },
                 };
@@ -420,7 +556,11 @@ pub async fn record_events(st: &Store, path: &Path, rows: Vec<ParsedEvent>) -> R
                                 payload: serde_json::to_value(&e).expect("events serialise"),
                             });
                         }
-                        inputs.push(NewInput { event_id: r.cmd.event_id.to_string(), digest: r.digest.clone(), outcome: "recorded".into() });
+                        inputs.push(NewInput {
+                            event_id: r.cmd.event_id.to_string(),
+                            digest: r.digest.clone(),
+                            outcome: "recorded".into(),
+                        });
                         recorded_here += 1;
                     }
                     Err(refusal) => {
@@ -440,12 +580,16 @@ pub async fn record_events(st: &Store, path: &Path, rows: Vec<ParsedEvent>) -> R
                             event_version: "1.0",
                             payload: serde_json::to_value(&rec).expect("refusal serialises"),
                         });
-                        inputs.push(NewInput { event_id: r.cmd.event_id.to_string(), digest: r.digest.clone(), outcome: refusal.code().to_string() });
+                        inputs.push(NewInput {
+                            event_id: r.cmd.event_id.to_string(),
+                            digest: r.digest.clone(),
+                            outcome: refusal.code().to_string(),
+                        });
                         *refused_here.entry(refusal.code().to_string()).or_default() += 1;
                     }
                 }
             }
-            match st.append(&events, &inputs, &Vec::new()).await {
+            match st.append(&events, &inputs, &StreamGuard::default()).await {
                 Ok(()) => {
                     cache.extend(work);
                     summary.recorded += recorded_here;
@@ -471,7 +615,11 @@ pub async fn record_events(st: &Store, path: &Path, rows: Vec<ParsedEvent>) -> R
         summary.recorded,
         summary.present,
         refused_total,
-        if by_code.is_empty() { String::new() } else { format!(" ({})", by_code.join(", ")) }
+        if by_code.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by_code.join(", "))
+        }
     );
     Ok(summary)
 }

@@ -19,12 +19,22 @@ fn main() -> ExitCode {
         }
     };
     app::init_tracing();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
-    match rt.block_on(app::run(cli)) {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    // A broken invariant is an assertion that stays on in release: it stops the
+    // command with exit 3; the step it interrupted recorded nothing.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(app::run(cli)))) {
+        Ok(Ok(code)) => ExitCode::from(code),
+        Ok(Err(e)) => {
             eprintln!("upay: {e}");
             ExitCode::from(e.exit_code())
+        }
+        Err(_) => {
+            eprintln!("upay: internal invariant broken (see the message above); nothing of the unfinished step was recorded");
+            ExitCode::from(3)
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::app::{refused, write_atomic, AppError};
 use crate::cli::ZipEnc;
 use crate::config::Config;
 use crate::fold::{notice_no, notice_stream, History, NoticeIssued, NOTICE};
-use crate::store::{NewEvent, Store, StoreError};
+use crate::store::{NewEvent, Store, StoreError, StreamGuard};
 
 /// How often a notice's delivery is tried in one `notices send` run.
 const SEND_ATTEMPTS_MAX: u32 = 3;
@@ -110,8 +110,9 @@ pub async fn issue(
         event_version: "1.0",
         payload: serde_json::to_value(&issued).expect("notice serialises"),
     };
-    stx.append(&[ev], &[], &Vec::new()).await?;
-    stx.outbox_put(&issued.notice_no, st.merchant_id.as_str(), email, &st.payout_date.to_string(), &zip).await?;
+    stx.append(&[ev], &[], &StreamGuard::default()).await?;
+    stx.outbox_put(&issued.notice_no, st.merchant_id.as_str(), email, &st.payout_date.to_string(), &zip)
+        .await?;
     Ok(issued)
 }
 
@@ -124,7 +125,16 @@ fn os_user() -> String {
 }
 
 #[allow(clippy::too_many_arguments)]
-pub async fn regenerate(st: &Store, cfg: &Config, notice: &str, reason: &str, by: Option<String>, date: Option<NaiveDate>, dir: &Path, enc: ZipEnc) -> Result<(), AppError> {
+pub async fn regenerate(
+    st: &Store,
+    cfg: &Config,
+    notice: &str,
+    reason: &str,
+    by: Option<String>,
+    date: Option<NaiveDate>,
+    dir: &Path,
+    enc: ZipEnc,
+) -> Result<(), AppError> {
     let parts: Vec<&str> = notice.split('-').collect();
     let bad = || refused(format!("--notice '{notice}' is not a notice number like 270212122-001-20191031"));
     if parts.len() != 3 {
@@ -136,14 +146,40 @@ pub async fn regenerate(st: &Store, cfg: &Config, notice: &str, reason: &str, by
         return Err(refused("--reason must say why the notice is regenerated"));
     }
     let h = History::load(st, false, None, None).await?;
-    let revs = h.notices.get(&notice_stream(&m, payout)).filter(|v| v.iter().any(|n| n.notice_no == notice)).ok_or_else(|| refused(format!("notice {notice} was never issued")))?;
+    let revs = h
+        .notices
+        .get(&notice_stream(&m, payout))
+        .filter(|v| v.iter().any(|n| n.notice_no == notice))
+        .ok_or_else(|| refused(format!("notice {notice} was never issued")))?;
     let last = revs.last().expect("non-empty");
-    let stmt = h.statements.get(&(m.clone(), last.period_start)).ok_or_else(|| AppError::Invariant(format!("notice {notice} has no recorded statement")))?;
-    let contract = h.ledger.contract(&m).ok_or_else(|| AppError::Invariant(format!("merchant {m} of notice {notice} is not registered")))?;
+    let stmt = h
+        .statements
+        .get(&(m.clone(), last.period_start))
+        .ok_or_else(|| AppError::Invariant(format!("notice {notice} has no recorded statement")))?;
+    let contract = h
+        .ledger
+        .contract(&m)
+        .ok_or_else(|| AppError::Invariant(format!("merchant {m} of notice {notice} is not registered")))?;
     let revision = last.revision + 1;
     let doc = document_for(stmt, contract, cfg, revision, date.unwrap_or_else(today_jst));
-    let issued = issue(st, dir, zip_encryption(enc), &contract.email, doc, stmt, revision, Some(reason.to_string()), Some(by.unwrap_or_else(os_user))).await?;
-    eprintln!("notice {} issued (revision {} of {notice}) into {}", issued.notice_no, issued.revision, dir.display());
+    let issued = issue(
+        st,
+        dir,
+        zip_encryption(enc),
+        &contract.email,
+        doc,
+        stmt,
+        revision,
+        Some(reason.to_string()),
+        Some(by.unwrap_or_else(os_user)),
+    )
+    .await?;
+    eprintln!(
+        "notice {} issued (revision {} of {notice}) into {}",
+        issued.notice_no,
+        issued.revision,
+        dir.display()
+    );
     Ok(())
 }
 
@@ -159,9 +195,15 @@ pub async fn restore(st: &Store, dir: &Path, enc: ZipEnc) -> Result<(), AppError
         let pdf = notices::render_pdf(&n.document).map_err(|e| refused(format!("notice {}: {e}", n.notice_no)))?;
         let sha = notices::sha256_hex(&pdf);
         if sha != n.pdf_sha256 {
-            return Err(AppError::Invariant(format!("notice {} re-renders to {sha}, not the issued {}", n.notice_no, n.pdf_sha256)));
+            return Err(AppError::Invariant(format!(
+                "notice {} re-renders to {sha}, not the issued {}",
+                n.notice_no, n.pdf_sha256
+            )));
         }
-        let password = st.secret(n.merchant_id.as_str()).await?.ok_or_else(|| refused(format!("merchant {} has no notice password", n.merchant_id)))?;
+        let password = st
+            .secret(n.merchant_id.as_str())
+            .await?
+            .ok_or_else(|| refused(format!("merchant {} has no notice password", n.merchant_id)))?;
         let zip = notices::pack_zip(&n.notice_no, &pdf, &password, zip_encryption(enc)).map_err(|e| refused(e.to_string()))?;
         write_atomic(&path, &zip)?;
         restored += 1;
@@ -175,7 +217,10 @@ pub async fn send(st: &Store, cfg: &Config, smtp: &str) -> Result<(), AppError> 
     let h = History::load(st, false, None, None).await?;
     let (mut sent, mut failed) = (0u64, 0u64);
     for item in st.outbox_pending().await? {
-        let merchant_name = MerchantId::parse(&item.merchant_id).ok().and_then(|m| h.ledger.contract(&m).map(|c| c.name.clone())).unwrap_or_default();
+        let merchant_name = MerchantId::parse(&item.merchant_id)
+            .ok()
+            .and_then(|m| h.ledger.contract(&m).map(|c| c.name.clone()))
+            .unwrap_or_default();
         let payout = NaiveDate::parse_from_str(&item.payout_date, "%Y-%m-%d").map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mail = notices::mail::Mail {
             from: cfg.mail.from.clone(),

@@ -35,15 +35,30 @@ pub struct Progress {
 impl Progress {
     pub fn new(what: &'static str, total: u64) -> Progress {
         if total < PROGRESS_ITEMS_MIN {
-            return Progress { bar: None, plain: None, what, total };
+            return Progress {
+                bar: None,
+                plain: None,
+                what,
+                total,
+            };
         }
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(total);
             bar.set_style(ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} {per_sec} eta {eta}").expect("valid template"));
             bar.set_message(what);
-            Progress { bar: Some(bar), plain: None, what, total }
+            Progress {
+                bar: Some(bar),
+                plain: None,
+                what,
+                total,
+            }
         } else {
-            Progress { bar: None, plain: Some(std::cell::Cell::new((0, Instant::now()))), what, total }
+            Progress {
+                bar: None,
+                plain: Some(std::cell::Cell::new((0, Instant::now()))),
+                what,
+                total,
+            }
         }
     }
 

@@ -24,7 +24,11 @@ pub fn run(from: (i32, u32), to: (i32, u32)) -> Result<u8, AppError> {
     let mut provisional = false;
     loop {
         let s = c.start();
-        if (s.format("%Y").to_string().parse::<i32>().unwrap_or(0), s.format("%m").to_string().parse::<u32>().unwrap_or(0)) > to {
+        if (
+            s.format("%Y").to_string().parse::<i32>().unwrap_or(0),
+            s.format("%m").to_string().parse::<u32>().unwrap_or(0),
+        ) > to
+        {
             break;
         }
         let p = c.payout_date();

@@ -23,6 +23,8 @@ pub enum StoreError {
     BadUrl(String),
     #[error("another writer changed stream {0} first")]
     Conflict(String),
+    #[error("events were recorded after position {0} while this step computed")]
+    Stale(i64),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     #[error("the stored history is inconsistent: {0}")]
@@ -63,9 +65,15 @@ pub struct NewInput {
     pub outcome: String,
 }
 
-/// Streams a write expects to find at a given last sequence (0 = empty):
-/// otherwise another writer got there first and the write is refused whole.
-pub type StreamGuard = Vec<(&'static str, String, i64)>;
+/// What a write expects of the log, checked under the log lock: each stream at
+/// a given last sequence (0 = empty), and, with `quiet_since`, no transaction or
+/// merchant event recorded after that position (what the writer computed from
+/// is still the whole truth). Otherwise the write is refused whole.
+#[derive(Clone, Debug, Default)]
+pub struct StreamGuard {
+    pub streams: Vec<(&'static str, String, i64)>,
+    pub quiet_since: Option<i64>,
+}
 
 pub struct OutboxItem {
     pub notice_no: String,
@@ -91,7 +99,16 @@ pub fn canonical_json(v: &serde_json::Value) -> String {
 /// SHA-256 over the previous hash and the row's fields, in hex.
 pub fn chain_hash(prev: &str, position: i64, e: &ChainFields<'_>) -> String {
     let mut h = Sha256::new();
-    for part in [prev, &position.to_string(), e.aggregate_type, e.aggregate_id, &e.sequence.to_string(), e.event_type, e.event_version, e.payload_canonical] {
+    for part in [
+        prev,
+        &position.to_string(),
+        e.aggregate_type,
+        e.aggregate_id,
+        &e.sequence.to_string(),
+        e.event_type,
+        e.event_version,
+        e.payload_canonical,
+    ] {
         h.update(part.as_bytes());
         h.update(b"\x1f");
     }
@@ -109,8 +126,7 @@ pub struct ChainFields<'a> {
 
 impl RecordedEvent {
     pub fn payload_json(&self) -> Result<serde_json::Value, StoreError> {
-        serde_json::from_str(&self.payload)
-            .map_err(|e| StoreError::Corrupt(format!("position {}: payload is not JSON: {e}", self.position)))
+        serde_json::from_str(&self.payload).map_err(|e| StoreError::Corrupt(format!("position {}: payload is not JSON: {e}", self.position)))
     }
 
     /// The chain hash this row should carry after `prev`.
@@ -179,8 +195,18 @@ impl Store {
     /// The ids of every stream of a type (an index range of the primary key).
     pub async fn stream_ids(&self, aggregate_type: &str) -> Result<Vec<String>, StoreError> {
         Ok(match self {
-            Store::Pg(p) => sqlx::query_scalar("SELECT DISTINCT aggregate_id FROM events WHERE aggregate_type = $1").bind(aggregate_type).fetch_all(p).await?,
-            Store::Lite(p) => sqlx::query_scalar("SELECT DISTINCT aggregate_id FROM events WHERE aggregate_type = ?1").bind(aggregate_type).fetch_all(p).await?,
+            Store::Pg(p) => {
+                sqlx::query_scalar("SELECT DISTINCT aggregate_id FROM events WHERE aggregate_type = $1")
+                    .bind(aggregate_type)
+                    .fetch_all(p)
+                    .await?
+            }
+            Store::Lite(p) => {
+                sqlx::query_scalar("SELECT DISTINCT aggregate_id FROM events WHERE aggregate_type = ?1")
+                    .bind(aggregate_type)
+                    .fetch_all(p)
+                    .await?
+            }
         })
     }
 
@@ -203,13 +229,19 @@ impl Store {
 
     /// Chains rows inserted without a hash (the postgres-es / sqlite-es path).
     pub async fn seal(&self) -> Result<(), StoreError> {
-        self.append(&[], &[], &Vec::new()).await
+        self.append(&[], &[], &StreamGuard::default()).await
     }
 
     pub async fn secret(&self, merchant_id: &str) -> Result<Option<String>, StoreError> {
         match self {
-            Store::Pg(p) => Ok(sqlx::query_scalar("SELECT notice_password FROM merchant_secrets WHERE merchant_id = $1").bind(merchant_id).fetch_optional(p).await?),
-            Store::Lite(p) => Ok(sqlx::query_scalar("SELECT notice_password FROM merchant_secrets WHERE merchant_id = ?").bind(merchant_id).fetch_optional(p).await?),
+            Store::Pg(p) => Ok(sqlx::query_scalar("SELECT notice_password FROM merchant_secrets WHERE merchant_id = $1")
+                .bind(merchant_id)
+                .fetch_optional(p)
+                .await?),
+            Store::Lite(p) => Ok(sqlx::query_scalar("SELECT notice_password FROM merchant_secrets WHERE merchant_id = ?")
+                .bind(merchant_id)
+                .fetch_optional(p)
+                .await?),
         }
     }
 
@@ -218,7 +250,12 @@ impl Store {
         match self {
             Store::Pg(p) => sqlx::query(sql).bind(merchant_id).bind(password).execute(p).await?,
             Store::Lite(p) => {
-                sqlx::query(&sql.replace("$1", "?1").replace("$2", "?2")).bind(merchant_id).bind(password).execute(p).await?.rows_affected();
+                sqlx::query(&sql.replace("$1", "?1").replace("$2", "?2"))
+                    .bind(merchant_id)
+                    .bind(password)
+                    .execute(p)
+                    .await?
+                    .rows_affected();
                 return Ok(());
             }
         };
@@ -230,10 +267,24 @@ impl Store {
         let sql = "INSERT INTO notice_outbox (notice_no, merchant_id, email, payout_date, zip) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (notice_no) DO NOTHING";
         match self {
             Store::Pg(p) => {
-                sqlx::query(sql).bind(notice_no).bind(merchant_id).bind(email).bind(payout_date).bind(zip).execute(p).await?;
+                sqlx::query(sql)
+                    .bind(notice_no)
+                    .bind(merchant_id)
+                    .bind(email)
+                    .bind(payout_date)
+                    .bind(zip)
+                    .execute(p)
+                    .await?;
             }
             Store::Lite(p) => {
-                sqlx::query(&lite_params(sql)).bind(notice_no).bind(merchant_id).bind(email).bind(payout_date).bind(zip).execute(p).await?;
+                sqlx::query(&lite_params(sql))
+                    .bind(notice_no)
+                    .bind(merchant_id)
+                    .bind(email)
+                    .bind(payout_date)
+                    .bind(zip)
+                    .execute(p)
+                    .await?;
             }
         }
         Ok(())
@@ -277,8 +328,14 @@ impl Store {
     /// Marks a notice sent (only if it was not already: never twice).
     pub async fn outbox_mark(&self, notice_no: &str, result: Result<&str, &str>) -> Result<bool, StoreError> {
         let (sql, v) = match result {
-            Ok(sent_at) => ("UPDATE notice_outbox SET sent_at = $2, attempts = attempts + 1, last_error = NULL WHERE notice_no = $1 AND sent_at IS NULL", sent_at),
-            Err(e) => ("UPDATE notice_outbox SET attempts = attempts + 1, last_error = $2 WHERE notice_no = $1 AND sent_at IS NULL", e),
+            Ok(sent_at) => (
+                "UPDATE notice_outbox SET sent_at = $2, attempts = attempts + 1, last_error = NULL WHERE notice_no = $1 AND sent_at IS NULL",
+                sent_at,
+            ),
+            Err(e) => (
+                "UPDATE notice_outbox SET attempts = attempts + 1, last_error = $2 WHERE notice_no = $1 AND sent_at IS NULL",
+                e,
+            ),
         };
         let n = match self {
             Store::Pg(p) => sqlx::query(sql).bind(notice_no).bind(v).execute(p).await?.rows_affected(),

@@ -16,7 +16,10 @@ const LOG_LOCK: i64 = 7_261_001;
 const SCHEMA_LOCK: i64 = 7_261_000;
 
 pub async fn open(url: &str) -> Result<PgPool, StoreError> {
-    let unreachable = |e: sqlx::Error| StoreError::Unreachable { url: redact(url), reason: e.to_string() };
+    let unreachable = |e: sqlx::Error| StoreError::Unreachable {
+        url: redact(url),
+        reason: e.to_string(),
+    };
     let opts: PgConnectOptions = url.parse().map_err(unreachable)?;
     let pool = PgPoolOptions::new()
         .max_connections(4)
@@ -44,7 +47,8 @@ fn redact(url: &str) -> String {
     }
 }
 
-const SELECT_COLUMNS: &str = "global_position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload::text, metadata::text, recorded_at, chain_hash";
+const SELECT_COLUMNS: &str =
+    "global_position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload::text, metadata::text, recorded_at, chain_hash";
 
 fn row_to_event(r: &sqlx::postgres::PgRow) -> RecordedEvent {
     RecordedEvent {
@@ -68,7 +72,10 @@ where
 {
     let db = |e: sqlx::Error| E::from(StoreError::Db(e));
     let mut tx = pool.begin().await.map_err(db)?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await.map_err(db)?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
     let types: Vec<String> = types.map(|t| t.iter().map(|s| s.to_string()).collect()).unwrap_or_default();
     let filter = "global_position > $1 AND ($2::timestamptz IS NULL OR recorded_at <= $2) AND (cardinality($3::text[]) = 0 OR aggregate_type = ANY($3))";
     let expected: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM events WHERE {filter}"))
@@ -114,14 +121,27 @@ pub async fn inputs_lookup(pool: &PgPool, ids: &[String]) -> Result<HashMap<Stri
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = sqlx::query("SELECT i.event_id, i.digest FROM unnest($1::text[]) AS t(id) JOIN inputs i ON i.event_id = t.id").persistent(false).bind(ids).fetch_all(pool).await?;
+    let rows = sqlx::query("SELECT i.event_id, i.digest FROM unnest($1::text[]) AS t(id) JOIN inputs i ON i.event_id = t.id")
+        .persistent(false)
+        .bind(ids)
+        .fetch_all(pool)
+        .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 pub async fn append(pool: &PgPool, events: &[NewEvent], inputs: &[NewInput], guard: &StreamGuard) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LOG_LOCK).execute(&mut *tx).await?;
-    for (ty, id, expected) in guard {
+    if let Some(since) = guard.quiet_since {
+        let newer: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE global_position > $1 AND aggregate_type IN ('Payment', 'Merchant'))")
+            .bind(since)
+            .fetch_one(&mut *tx)
+            .await?;
+        if newer {
+            return Err(StoreError::Stale(since));
+        }
+    }
+    for (ty, id, expected) in &guard.streams {
         let last: Option<i64> = sqlx::query_scalar("SELECT max(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2")
             .bind(*ty)
             .bind(id)
@@ -136,22 +156,34 @@ pub async fn append(pool: &PgPool, events: &[NewEvent], inputs: &[NewInput], gua
         .fetch_optional(&mut *tx)
         .await?
         .unwrap_or((0, CHAIN_GENESIS.to_string()));
-    let unsealed = sqlx::query(&format!("SELECT {SELECT_COLUMNS} FROM events WHERE chain_hash IS NULL ORDER BY global_position"))
-        .fetch_all(&mut *tx)
-        .await?;
+    let unsealed = sqlx::query(&format!(
+        "SELECT {SELECT_COLUMNS} FROM events WHERE chain_hash IS NULL ORDER BY global_position"
+    ))
+    .fetch_all(&mut *tx)
+    .await?;
     for r in unsealed.iter().map(row_to_event) {
         if r.position <= head_pos {
-            return Err(StoreError::Corrupt(format!("unsealed row at position {} behind the sealed head {head_pos}", r.position)));
+            return Err(StoreError::Corrupt(format!(
+                "unsealed row at position {} behind the sealed head {head_pos}",
+                r.position
+            )));
         }
         let h = r.expected_hash(&head_hash)?;
-        sqlx::query("UPDATE events SET chain_hash = $1 WHERE global_position = $2").bind(&h).bind(r.position).execute(&mut *tx).await?;
+        sqlx::query("UPDATE events SET chain_hash = $1 WHERE global_position = $2")
+            .bind(&h)
+            .bind(r.position)
+            .execute(&mut *tx)
+            .await?;
         head_pos = r.position;
         head_hash = h;
     }
     if !events.is_empty() {
         let n = i64::try_from(events.len()).expect("batch fits i64");
         let first: i64 = sqlx::query_scalar("SELECT nextval('events_global_position_seq')").fetch_one(&mut *tx).await?;
-        sqlx::query("SELECT setval('events_global_position_seq', $1)").bind(first + n - 1).execute(&mut *tx).await?;
+        sqlx::query("SELECT setval('events_global_position_seq', $1)")
+            .bind(first + n - 1)
+            .execute(&mut *tx)
+            .await?;
         let mut rows = Vec::with_capacity(events.len());
         for (i, e) in events.iter().enumerate() {
             let pos = first + i as i64;
@@ -176,7 +208,20 @@ pub async fn append(pool: &PgPool, events: &[NewEvent], inputs: &[NewInput], gua
         // statement trigger (the log lock is already held).
         let mut buf = String::with_capacity(rows.len() * 256);
         for (e, pos, canon, h) in &rows {
-            for (i, field) in [e.aggregate_type, &e.aggregate_id, &e.sequence.to_string(), &e.event_type, e.event_version, canon, "{}", &pos.to_string(), h].iter().enumerate() {
+            for (i, field) in [
+                e.aggregate_type,
+                &e.aggregate_id,
+                &e.sequence.to_string(),
+                &e.event_type,
+                e.event_version,
+                canon,
+                "{}",
+                &pos.to_string(),
+                h,
+            ]
+            .iter()
+            .enumerate()
+            {
                 if i > 0 {
                     buf.push('\t');
                 }
@@ -185,7 +230,9 @@ pub async fn append(pool: &PgPool, events: &[NewEvent], inputs: &[NewInput], gua
             buf.push('\n');
         }
         let mut copy = tx
-            .copy_in_raw("COPY events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, global_position, chain_hash) FROM STDIN")
+            .copy_in_raw(
+                "COPY events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, global_position, chain_hash) FROM STDIN",
+            )
             .await?;
         copy.send(buf.into_bytes()).await.map_err(conflict)?;
         copy.finish().await.map_err(conflict)?;
@@ -206,11 +253,13 @@ pub async fn append(pool: &PgPool, events: &[NewEvent], inputs: &[NewInput], gua
         copy.send(buf.into_bytes()).await.map_err(conflict)?;
         copy.finish().await.map_err(conflict)?;
     }
-    sqlx::query("INSERT INTO log_head (id, position, hash) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET position = excluded.position, hash = excluded.hash")
-        .bind(head_pos)
-        .bind(&head_hash)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO log_head (id, position, hash) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET position = excluded.position, hash = excluded.hash",
+    )
+    .bind(head_pos)
+    .bind(&head_hash)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -17,7 +17,10 @@ const SCHEMA: &str = include_str!("../migrations/sqlite.sql");
 const LITE_INSERT_ROWS_MAX: usize = 3_000;
 
 pub async fn open(url: &str, path: &str) -> Result<SqlitePool, StoreError> {
-    let unreachable = |e: sqlx::Error| StoreError::Unreachable { url: url.to_string(), reason: e.to_string() };
+    let unreachable = |e: sqlx::Error| StoreError::Unreachable {
+        url: url.to_string(),
+        reason: e.to_string(),
+    };
     if path.is_empty() {
         return Err(StoreError::BadUrl(format!("--store '{url}' names no file")));
     }
@@ -70,7 +73,8 @@ where
 {
     let db = |e: sqlx::Error| E::from(StoreError::Db(e));
     let types_json = serde_json::to_string(&types.unwrap_or(&[])).expect("strings serialise");
-    let filter = "global_position > ?1 AND (?2 IS NULL OR recorded_at <= ?2) AND (json_array_length(?3) = 0 OR aggregate_type IN (SELECT value FROM json_each(?3)))";
+    let filter =
+        "global_position > ?1 AND (?2 IS NULL OR recorded_at <= ?2) AND (json_array_length(?3) = 0 OR aggregate_type IN (SELECT value FROM json_each(?3)))";
     let until = until.map(time_text);
     // One read transaction: a consistent snapshot under WAL.
     let mut tx = pool.begin().await.map_err(db)?;
@@ -124,7 +128,16 @@ pub async fn inputs_lookup(pool: &SqlitePool, ids: &[String]) -> Result<HashMap<
 pub async fn append(pool: &SqlitePool, events: &[NewEvent], inputs: &[NewInput], guard: &StreamGuard) -> Result<(), StoreError> {
     let mut conn = pool.acquire().await?;
     let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
-    for (ty, id, expected) in guard {
+    if let Some(since) = guard.quiet_since {
+        let newer: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE global_position > ?1 AND aggregate_type IN ('Payment', 'Merchant'))")
+            .bind(since)
+            .fetch_one(&mut *tx)
+            .await?;
+        if newer {
+            return Err(StoreError::Stale(since));
+        }
+    }
+    for (ty, id, expected) in &guard.streams {
         let last: Option<i64> = sqlx::query_scalar("SELECT max(sequence) FROM events WHERE aggregate_type = ?1 AND aggregate_id = ?2")
             .bind(*ty)
             .bind(id)
@@ -138,20 +151,31 @@ pub async fn append(pool: &SqlitePool, events: &[NewEvent], inputs: &[NewInput],
         .fetch_optional(&mut *tx)
         .await?
         .unwrap_or((0, CHAIN_GENESIS.to_string()));
-    let unsealed = sqlx::query(&format!("SELECT {SELECT_COLUMNS} FROM events WHERE chain_hash IS NULL ORDER BY global_position"))
-        .fetch_all(&mut *tx)
-        .await?;
+    let unsealed = sqlx::query(&format!(
+        "SELECT {SELECT_COLUMNS} FROM events WHERE chain_hash IS NULL ORDER BY global_position"
+    ))
+    .fetch_all(&mut *tx)
+    .await?;
     for r in unsealed.iter().map(row_to_event) {
         if r.position <= head_pos {
-            return Err(StoreError::Corrupt(format!("unsealed row at position {} behind the sealed head {head_pos}", r.position)));
+            return Err(StoreError::Corrupt(format!(
+                "unsealed row at position {} behind the sealed head {head_pos}",
+                r.position
+            )));
         }
         let h = r.expected_hash(&head_hash)?;
-        sqlx::query("UPDATE events SET chain_hash = ?1 WHERE global_position = ?2").bind(&h).bind(r.position).execute(&mut *tx).await?;
+        sqlx::query("UPDATE events SET chain_hash = ?1 WHERE global_position = ?2")
+            .bind(&h)
+            .bind(r.position)
+            .execute(&mut *tx)
+            .await?;
         head_pos = r.position;
         head_hash = h;
     }
     if !events.is_empty() {
-        let first: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(global_position), 0) + 1 FROM events").fetch_one(&mut *tx).await?;
+        let first: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(global_position), 0) + 1 FROM events")
+            .fetch_one(&mut *tx)
+            .await?;
         let mut rows = Vec::with_capacity(events.len());
         for (i, e) in events.iter().enumerate() {
             let pos = first + i as i64;
@@ -197,11 +221,13 @@ pub async fn append(pool: &SqlitePool, events: &[NewEvent], inputs: &[NewInput],
         });
         qb.build().execute(&mut *tx).await.map_err(conflict)?;
     }
-    sqlx::query("INSERT INTO log_head (id, position, hash) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET position = excluded.position, hash = excluded.hash")
-        .bind(head_pos)
-        .bind(&head_hash)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO log_head (id, position, hash) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET position = excluded.position, hash = excluded.hash",
+    )
+    .bind(head_pos)
+    .bind(&head_hash)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(())
 }

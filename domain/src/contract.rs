@@ -24,9 +24,7 @@ impl FeeTaxPolicy {
             "" | "inclusive-8" => Ok(FeeTaxPolicy::Inclusive8),
             "exclusive" => Ok(FeeTaxPolicy::Exclusive),
             "exempt" => Ok(FeeTaxPolicy::Exempt),
-            _ => Err(ParseError::new(format!(
-                "fee_tax '{s}' is not one of inclusive-8, exclusive, exempt"
-            ))),
+            _ => Err(ParseError::new(format!("fee_tax '{s}' is not one of inclusive-8, exclusive, exempt"))),
         }
     }
 
@@ -114,7 +112,11 @@ impl Rates {
 
 impl Default for Rates {
     fn default() -> Self {
-        Rates { visa_master: Rate::default_rate(), jcb_other: Rate::default_rate(), emoney: Rate::default_rate() }
+        Rates {
+            visa_master: Rate::default_rate(),
+            jcb_other: Rate::default_rate(),
+            emoney: Rate::default_rate(),
+        }
     }
 }
 

@@ -67,9 +67,7 @@ impl Merchant {
 
     pub fn apply(&mut self, event: &MerchantEvent) {
         match event {
-            MerchantEvent::MerchantRegistered { contract } | MerchantEvent::MerchantContractChanged { contract, .. } => {
-                self.contract = Some(contract.clone())
-            }
+            MerchantEvent::MerchantRegistered { contract } | MerchantEvent::MerchantContractChanged { contract, .. } => self.contract = Some(contract.clone()),
             MerchantEvent::NoticePasswordChanged {} => {}
         }
     }

@@ -33,17 +33,13 @@ impl Yen {
     pub fn parse_amount(s: &str) -> Result<Yen, ParseError> {
         let t = s.trim();
         if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ParseError::new(format!(
-                "amount '{s}' is not a positive whole number of yen"
-            )));
+            return Err(ParseError::new(format!("amount '{s}' is not a positive whole number of yen")));
         }
         let v: i64 = t
             .parse()
             .map_err(|_| ParseError::new(format!("amount '{s}' is out of range (1 to {EVENT_AMOUNT_MAX_YEN})")))?;
         if v == 0 || v > EVENT_AMOUNT_MAX_YEN {
-            return Err(ParseError::new(format!(
-                "amount '{s}' is out of range (1 to {EVENT_AMOUNT_MAX_YEN})"
-            )));
+            return Err(ParseError::new(format!("amount '{s}' is out of range (1 to {EVENT_AMOUNT_MAX_YEN})")));
         }
         Ok(Yen(v))
     }

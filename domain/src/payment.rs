@@ -29,13 +29,27 @@ pub enum PaymentCommandKind {
     Authorize(AuthorizeFields),
     /// Authorize and capture at once.
     Sale(AuthorizeFields),
-    Decline { fields: AuthorizeFields, codes: Vec<String> },
-    Capture { merchant_id: Option<MerchantId>, amount: Option<Yen> },
+    Decline {
+        fields: AuthorizeFields,
+        codes: Vec<String>,
+    },
+    Capture {
+        merchant_id: Option<MerchantId>,
+        amount: Option<Yen>,
+    },
     /// An empty card (None) never matches the transaction's card.
-    Void { merchant_id: Option<MerchantId>, card: Option<CardToken> },
+    Void {
+        merchant_id: Option<MerchantId>,
+        card: Option<CardToken>,
+    },
     /// `amount` None means the whole sale.
-    Chargeback { merchant_id: Option<MerchantId>, amount: Option<Yen> },
-    ChargebackReversal { merchant_id: Option<MerchantId> },
+    Chargeback {
+        merchant_id: Option<MerchantId>,
+        amount: Option<Yen>,
+    },
+    ChargebackReversal {
+        merchant_id: Option<MerchantId>,
+    },
 }
 
 impl PaymentCommandKind {
@@ -71,13 +85,58 @@ pub struct PaymentContext {
 /// Published contract: names and fields are never edited once shipped.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PaymentEvent {
-    Authorized { event_id: EventId, merchant_id: MerchantId, brand: Brand, amount: Yen, card: CardToken, installments: Option<u8>, at: Instant },
-    AuthorizationDeclined { event_id: EventId, merchant_id: MerchantId, brand: Brand, amount: Yen, card: CardToken, installments: Option<u8>, codes: Vec<String>, at: Instant },
-    Captured { event_id: EventId, merchant_id: MerchantId, brand: Brand, amount: Yen, at: Instant },
-    AuthorizationVoided { event_id: EventId, merchant_id: MerchantId, at: Instant },
-    SaleCancelled { event_id: EventId, merchant_id: MerchantId, brand: Brand, amount: Yen, at: Instant },
-    ChargedBack { event_id: EventId, merchant_id: MerchantId, brand: Brand, amount: Yen, at: Instant },
-    ChargebackReversed { event_id: EventId, merchant_id: MerchantId, brand: Brand, amount: Yen, at: Instant },
+    Authorized {
+        event_id: EventId,
+        merchant_id: MerchantId,
+        brand: Brand,
+        amount: Yen,
+        card: CardToken,
+        installments: Option<u8>,
+        at: Instant,
+    },
+    AuthorizationDeclined {
+        event_id: EventId,
+        merchant_id: MerchantId,
+        brand: Brand,
+        amount: Yen,
+        card: CardToken,
+        installments: Option<u8>,
+        codes: Vec<String>,
+        at: Instant,
+    },
+    Captured {
+        event_id: EventId,
+        merchant_id: MerchantId,
+        brand: Brand,
+        amount: Yen,
+        at: Instant,
+    },
+    AuthorizationVoided {
+        event_id: EventId,
+        merchant_id: MerchantId,
+        at: Instant,
+    },
+    SaleCancelled {
+        event_id: EventId,
+        merchant_id: MerchantId,
+        brand: Brand,
+        amount: Yen,
+        at: Instant,
+    },
+    ChargedBack {
+        event_id: EventId,
+        merchant_id: MerchantId,
+        brand: Brand,
+        amount: Yen,
+        at: Instant,
+    },
+    ChargebackReversed {
+        event_id: EventId,
+        merchant_id: MerchantId,
+        brand: Brand,
+        amount: Yen,
+        at: Instant,
+    },
 }
 
 impl PaymentEvent {
@@ -175,8 +234,14 @@ impl PaymentRefusal {
         use PaymentRefusal::*;
         match self {
             MerchantUnknown(_) => "merchant-unknown",
-            TxnIdExists(_) | UnknownTransaction(_) | DeclinedTransaction(_) | OutOfOrder { .. } | CaptureNotAuthorized(_)
-            | CaptureAmountMismatch { .. } | AlreadyVoidedOrCancelled(_) | ChargebackNotCaptured(_) => "P1241",
+            TxnIdExists(_)
+            | UnknownTransaction(_)
+            | DeclinedTransaction(_)
+            | OutOfOrder { .. }
+            | CaptureNotAuthorized(_)
+            | CaptureAmountMismatch { .. }
+            | AlreadyVoidedOrCancelled(_)
+            | ChargebackNotCaptured(_) => "P1241",
             MerchantMismatch { .. } => "merchant-mismatch",
             CardMismatch => "P1245",
             VoidWindowExpired { .. } => "ng-91",
@@ -255,7 +320,13 @@ impl Payment {
                 K::Authorize(_) => vec![authorized],
                 K::Sale(_) => vec![
                     authorized,
-                    PaymentEvent::Captured { event_id, merchant_id: f.merchant_id.clone(), brand: f.brand, amount: f.amount, at },
+                    PaymentEvent::Captured {
+                        event_id,
+                        merchant_id: f.merchant_id.clone(),
+                        brand: f.brand,
+                        amount: f.amount,
+                        at,
+                    },
                 ],
                 K::Decline { codes, .. } => vec![PaymentEvent::AuthorizationDeclined {
                     event_id,
@@ -279,15 +350,18 @@ impl Payment {
         };
         // Rule 4.
         let given = match &cmd.kind {
-            K::Capture { merchant_id, .. }
-            | K::Void { merchant_id, .. }
-            | K::Chargeback { merchant_id, .. }
-            | K::ChargebackReversal { merchant_id } => merchant_id.as_ref(),
+            K::Capture { merchant_id, .. } | K::Void { merchant_id, .. } | K::Chargeback { merchant_id, .. } | K::ChargebackReversal { merchant_id } => {
+                merchant_id.as_ref()
+            }
             _ => None,
         };
         if let Some(g) = given {
             if *g != merchant {
-                return Err(PaymentRefusal::MerchantMismatch { txn: cmd.txn_id.clone(), expected: merchant, given: g.clone() });
+                return Err(PaymentRefusal::MerchantMismatch {
+                    txn: cmd.txn_id.clone(),
+                    expected: merchant,
+                    given: g.clone(),
+                });
             }
         }
         // Rule 5.
@@ -307,7 +381,13 @@ impl Payment {
                         return Err(PaymentRefusal::CaptureAmountMismatch { given: *g, authorized: amount });
                     }
                 }
-                Ok(vec![PaymentEvent::Captured { event_id, merchant_id: merchant, brand, amount, at }])
+                Ok(vec![PaymentEvent::Captured {
+                    event_id,
+                    merchant_id: merchant,
+                    brand,
+                    amount,
+                    at,
+                }])
             }
             K::Void { card, .. } => {
                 if matches!(self.status, PaymentStatus::Voided | PaymentStatus::Cancelled) {
@@ -321,12 +401,22 @@ impl Payment {
                     if at.signed_duration_since(authorized_at) > Duration::hours(AUTH_VOID_WINDOW_HOURS) {
                         return Err(PaymentRefusal::VoidWindowExpired { authorized_at });
                     }
-                    return Ok(vec![PaymentEvent::AuthorizationVoided { event_id, merchant_id: merchant, at }]);
+                    return Ok(vec![PaymentEvent::AuthorizationVoided {
+                        event_id,
+                        merchant_id: merchant,
+                        at,
+                    }]);
                 }
                 if let Some(open) = self.open_chargeback {
                     return Err(PaymentRefusal::CancelDisputed(open));
                 }
-                Ok(vec![PaymentEvent::SaleCancelled { event_id, merchant_id: merchant, brand, amount, at }])
+                Ok(vec![PaymentEvent::SaleCancelled {
+                    event_id,
+                    merchant_id: merchant,
+                    brand,
+                    amount,
+                    at,
+                }])
             }
             K::Chargeback { amount: given, .. } => {
                 match self.status {
@@ -341,11 +431,23 @@ impl Payment {
                 if cb > amount {
                     return Err(PaymentRefusal::ChargebackExceeds { given: cb, captured: amount });
                 }
-                Ok(vec![PaymentEvent::ChargedBack { event_id, merchant_id: merchant, brand, amount: cb, at }])
+                Ok(vec![PaymentEvent::ChargedBack {
+                    event_id,
+                    merchant_id: merchant,
+                    brand,
+                    amount: cb,
+                    at,
+                }])
             }
             K::ChargebackReversal { .. } => match self.open_chargeback {
                 None => Err(PaymentRefusal::ChargebackNone),
-                Some(open) => Ok(vec![PaymentEvent::ChargebackReversed { event_id, merchant_id: merchant, brand, amount: open, at }]),
+                Some(open) => Ok(vec![PaymentEvent::ChargebackReversed {
+                    event_id,
+                    merchant_id: merchant,
+                    brand,
+                    amount: open,
+                    at,
+                }]),
             },
             K::Authorize(_) | K::Sale(_) | K::Decline { .. } => unreachable!("handled above"),
         }
@@ -353,7 +455,14 @@ impl Payment {
 
     pub fn apply(&mut self, event: &PaymentEvent) {
         match event {
-            PaymentEvent::Authorized { merchant_id, brand, amount, card, at, .. } => {
+            PaymentEvent::Authorized {
+                merchant_id,
+                brand,
+                amount,
+                card,
+                at,
+                ..
+            } => {
                 self.status = PaymentStatus::Authorized;
                 self.merchant_id = Some(merchant_id.clone());
                 self.brand = Some(*brand);
@@ -361,7 +470,13 @@ impl Payment {
                 self.card = Some(card.clone());
                 self.authorized_at = Some(*at);
             }
-            PaymentEvent::AuthorizationDeclined { merchant_id, brand, amount, card, .. } => {
+            PaymentEvent::AuthorizationDeclined {
+                merchant_id,
+                brand,
+                amount,
+                card,
+                ..
+            } => {
                 self.status = PaymentStatus::Declined;
                 self.merchant_id = Some(merchant_id.clone());
                 self.brand = Some(*brand);

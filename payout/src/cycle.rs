@@ -22,7 +22,11 @@ pub struct Cycle {
 
 impl Cycle {
     pub fn containing(date: NaiveDate) -> Cycle {
-        Cycle { year: date.year(), month: date.month(), half: if date.day() <= 15 { 1 } else { 2 } }
+        Cycle {
+            year: date.year(),
+            month: date.month(),
+            half: if date.day() <= 15 { 1 } else { 2 },
+        }
     }
 
     /// The cycle starting on `date`, which must be a 1st or a 16th.
@@ -47,9 +51,17 @@ impl Cycle {
         if self.half == 1 {
             Cycle { half: 2, ..self }
         } else if self.month == 12 {
-            Cycle { year: self.year + 1, month: 1, half: 1 }
+            Cycle {
+                year: self.year + 1,
+                month: 1,
+                half: 1,
+            }
         } else {
-            Cycle { month: self.month + 1, half: 1, ..self }
+            Cycle {
+                month: self.month + 1,
+                half: 1,
+                ..self
+            }
         }
     }
 
@@ -57,9 +69,17 @@ impl Cycle {
         if self.half == 2 {
             Cycle { half: 1, ..self }
         } else if self.month == 1 {
-            Cycle { year: self.year - 1, month: 12, half: 2 }
+            Cycle {
+                year: self.year - 1,
+                month: 12,
+                half: 2,
+            }
         } else {
-            Cycle { month: self.month - 1, half: 2, ..self }
+            Cycle {
+                month: self.month - 1,
+                half: 2,
+                ..self
+            }
         }
     }
 

@@ -138,7 +138,11 @@ impl StatementFigures {
             assert_eq!(self.carry_out, Yen::ZERO, "a paid statement carries nothing");
         } else {
             assert_eq!(self.payout, Yen::ZERO, "negative payout");
-            assert_eq!((self.transfer_fee, self.transfer_fee_tax), (Yen::ZERO, Yen::ZERO), "fee charged without a transfer");
+            assert_eq!(
+                (self.transfer_fee, self.transfer_fee_tax),
+                (Yen::ZERO, Yen::ZERO),
+                "fee charged without a transfer"
+            );
             assert_eq!(self.carry_out, self.balance(), "carry-over does not add up");
         }
     }
@@ -148,7 +152,11 @@ pub fn compute(input: &StatementInput) -> StatementFigures {
     let mut lines = [Line::default(); 3];
     for g in BrandGroup::ALL {
         let s = input.groups[g.index()];
-        lines[g.index()] = Line { count: s.count, sales: s.sales, fee: s.sales.percent_floor(input.rates.for_group(g)) };
+        lines[g.index()] = Line {
+            count: s.count,
+            sales: s.sales,
+            fee: s.sales.percent_floor(input.rates.for_group(g)),
+        };
     }
     let tax_rate = consumption_tax_rate(input.payout_date);
     let total_fee: Yen = lines.iter().map(|l| l.fee).sum();
@@ -224,10 +232,19 @@ mod tests {
         assert_eq!(fee_tax(Yen::new(27), FeeTaxPolicy::Inclusive8, r10), Yen::new(1)); // 0.5 → 1
         assert_eq!(fee_tax(Yen::new(81), FeeTaxPolicy::Inclusive8, r10), Yen::new(2)); // 1.5 → 2
         assert_eq!(fee_tax(Yen::new(26), FeeTaxPolicy::Inclusive8, r10), Yen::ZERO);
-        assert_eq!(fee_tax(Yen::new(1000), FeeTaxPolicy::Inclusive8, consumption_tax_rate(d("2019-09-30"))), Yen::ZERO);
-        assert_eq!(fee_tax(Yen::new(1000), FeeTaxPolicy::Inclusive8, consumption_tax_rate(d("2014-03-31"))), Yen::ZERO);
+        assert_eq!(
+            fee_tax(Yen::new(1000), FeeTaxPolicy::Inclusive8, consumption_tax_rate(d("2019-09-30"))),
+            Yen::ZERO
+        );
+        assert_eq!(
+            fee_tax(Yen::new(1000), FeeTaxPolicy::Inclusive8, consumption_tax_rate(d("2014-03-31"))),
+            Yen::ZERO
+        );
         assert_eq!(fee_tax(Yen::new(999), FeeTaxPolicy::Exclusive, r10), Yen::new(99));
-        assert_eq!(fee_tax(Yen::new(999), FeeTaxPolicy::Exclusive, consumption_tax_rate(d("2019-09-30"))), Yen::new(79));
+        assert_eq!(
+            fee_tax(Yen::new(999), FeeTaxPolicy::Exclusive, consumption_tax_rate(d("2019-09-30"))),
+            Yen::new(79)
+        );
         assert_eq!(fee_tax(Yen::new(999), FeeTaxPolicy::Exempt, r10), Yen::ZERO);
     }
 

@@ -49,6 +49,7 @@ pub struct ExplainItem {
     pub at: Instant,
     pub booking_date: NaiveDate,
     pub period_start: NaiveDate,
+    #[serde(serialize_with = "group_label")]
     pub group: Option<BrandGroup>,
     pub line: LineKind,
     /// The event's amount.
@@ -56,6 +57,13 @@ pub struct ExplainItem {
     /// What it adds to its line (negative for red slips and chargebacks).
     pub effect: i64,
     pub reason: String,
+}
+
+fn group_label<S: serde::Serializer>(g: &Option<BrandGroup>, s: S) -> Result<S::Ok, S::Error> {
+    match g {
+        Some(g) => s.serialize_str(g.label()),
+        None => s.serialize_none(),
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -119,7 +127,10 @@ impl Ledger {
 
     /// A ledger that keeps, for one merchant, every event behind every line.
     pub fn explaining(merchant: MerchantId) -> Ledger {
-        Ledger { explain: Some(merchant), ..Ledger::default() }
+        Ledger {
+            explain: Some(merchant),
+            ..Ledger::default()
+        }
     }
 
     fn book_index(&mut self, m: &MerchantId) -> u32 {
@@ -191,13 +202,24 @@ impl Ledger {
         let (cycle, late) = self.booking_cycle(b, &at);
         let explaining = self.explain.as_ref() == Some(merchant);
         let late_note = if late {
-            format!("; booked late: its date's cycle was already closed, so it goes to the earliest open cycle {}", cycle.start())
+            format!(
+                "; booked late: its date's cycle was already closed, so it goes to the earliest open cycle {}",
+                cycle.start()
+            )
         } else {
             String::new()
         };
         let (line, effect, reason) = match e {
             PaymentEvent::Captured { .. } => {
-                self.sales.insert(txn.clone(), Sale { merchant: b, group, amount, cycle });
+                self.sales.insert(
+                    txn.clone(),
+                    Sale {
+                        merchant: b,
+                        group,
+                        amount,
+                        cycle,
+                    },
+                );
                 let bucket = self.books[b as usize].open.entry(cycle).or_default();
                 let g = &mut bucket.groups[group.index()];
                 g.count += 1;
@@ -206,24 +228,33 @@ impl Ledger {
             }
             PaymentEvent::SaleCancelled { .. } => {
                 let Some(sale) = self.sales.remove(txn) else {
-                    self.anomalies.push(format!("position {position}: cancel of transaction {txn} that has no captured sale"));
+                    self.anomalies
+                        .push(format!("position {position}: cancel of transaction {txn} that has no captured sale"));
                     return;
                 };
                 if sale.merchant != b {
-                    self.anomalies.push(format!("position {position}: cancel of transaction {txn} names another merchant than its sale"));
+                    self.anomalies
+                        .push(format!("position {position}: cancel of transaction {txn} names another merchant than its sale"));
                 }
                 let bucket = self.books[b as usize].open.entry(cycle).or_default();
                 if sale.cycle == cycle {
                     let g = &mut bucket.groups[sale.group.index()];
                     g.count -= 1;
                     g.sales -= sale.amount;
-                    (LineKind::SaleCancelledSameCycle, -sale.amount.get(), format!("cancel of a sale of this same cycle: the sale does not count{late_note}"))
+                    (
+                        LineKind::SaleCancelledSameCycle,
+                        -sale.amount.get(),
+                        format!("cancel of a sale of this same cycle: the sale does not count{late_note}"),
+                    )
                 } else {
                     bucket.red_slips.push((sale.group, sale.amount, sale.cycle));
                     (
                         LineKind::RedSlip,
                         0, // filled in at close, once the sale's settled rate is known
-                        format!("red slip: cancel of a sale settled in the cycle from {}; its net is taken back, its fee returned{late_note}", sale.cycle.start()),
+                        format!(
+                            "red slip: cancel of a sale settled in the cycle from {}; its net is taken back, its fee returned{late_note}",
+                            sale.cycle.start()
+                        ),
                     )
                 }
             }
@@ -231,13 +262,21 @@ impl Ledger {
                 let bucket = self.books[b as usize].open.entry(cycle).or_default();
                 bucket.chargebacks -= amount;
                 bucket.chargeback_events += 1;
-                (LineKind::Chargeback, -amount.get(), format!("chargeback booked in this cycle; the fee is not returned{late_note}"))
+                (
+                    LineKind::Chargeback,
+                    -amount.get(),
+                    format!("chargeback booked in this cycle; the fee is not returned{late_note}"),
+                )
             }
             PaymentEvent::ChargebackReversed { .. } => {
                 let bucket = self.books[b as usize].open.entry(cycle).or_default();
                 bucket.chargebacks += amount;
                 bucket.chargeback_events += 1;
-                (LineKind::ChargebackReversal, amount.get(), format!("chargeback reversed: the merchant won the dispute{late_note}"))
+                (
+                    LineKind::ChargebackReversal,
+                    amount.get(),
+                    format!("chargeback reversed: the merchant won the dispute{late_note}"),
+                )
             }
             _ => unreachable!("filtered above"),
         };
@@ -291,14 +330,20 @@ impl Ledger {
     }
 
     /// The statement of one cycle from its bucket, or None when it has none.
-    fn compute(&self, b: u32, cycle: Cycle, bucket: Bucket) -> Option<(Statement, Vec<ExplainItem>)> {
+    fn compute(&mut self, b: u32, cycle: Cycle, bucket: Bucket) -> Option<(Statement, Vec<ExplainItem>)> {
         let book = &self.books[b as usize];
         let counted = bucket.groups.iter().any(|g| g.count > 0);
         let exists = counted || !bucket.red_slips.is_empty() || bucket.chargeback_events > 0 || !book.carry.is_zero();
         if !exists {
             return None;
         }
-        let contract = book.contract.as_ref().expect("a merchant with transactions is registered");
+        let Some(contract) = book.contract.as_ref() else {
+            // The aggregates never record a transaction of an unregistered
+            // merchant: only an altered log gets here.
+            let msg = format!("merchant {} has transactions in the cycle from {} but no registration", book.id, cycle.start());
+            self.anomalies.push(msg);
+            return None;
+        };
         let mut items = bucket.items;
         let mut red_slips = Yen::ZERO;
         let mut red_effects = Vec::with_capacity(bucket.red_slips.len());
@@ -331,7 +376,14 @@ impl Ledger {
             notice_date: cycle.notice_date(),
             figures,
         };
-        Some((Statement { merchant_id: book.id.clone(), cycle, closed }, items))
+        Some((
+            Statement {
+                merchant_id: book.id.clone(),
+                cycle,
+                closed,
+            },
+            items,
+        ))
     }
 
     fn adopt(&mut self, b: u32, st: &StatementClosed) {
@@ -350,7 +402,8 @@ impl Ledger {
     pub fn apply_statement_closed(&mut self, st: &StatementClosed, verify: bool) -> Vec<Difference> {
         let b = self.book_index(&st.merchant_id);
         let Some(cycle) = Cycle::starting(st.period_start) else {
-            self.anomalies.push(format!("statement of {} starts on {}, not a cycle start", st.merchant_id, st.period_start));
+            self.anomalies
+                .push(format!("statement of {} starts on {}, not a cycle start", st.merchant_id, st.period_start));
             return Vec::new();
         };
         let explaining = self.explain.as_ref() == Some(&st.merchant_id);
