@@ -104,9 +104,13 @@ pub async fn run(cli: Cli) -> Result<u8, AppError> {
                 .await
                 .map(|_| 0)
         }
-        Command::Notices(NoticesCmd::Restore { notices_dir, zip_encryption }) => {
+        Command::Notices(NoticesCmd::Restore {
+            notices_dir,
+            transfers_dir,
+            zip_encryption,
+        }) => {
             let st = open_store(&store).await?;
-            crate::notice_cmd::restore(&st, &notices_dir, zip_encryption).await.map(|_| 0)
+            crate::notice_cmd::restore(&st, &notices_dir, &transfers_dir, zip_encryption).await.map(|_| 0)
         }
         Command::Notices(NoticesCmd::Send { smtp }) => {
             let cfg = Config::load(config.as_deref())?;

@@ -210,7 +210,7 @@ async fn issue_notices(st: &Store, cfg: &Config, h: &History, args: &SettleArgs)
             .ledger
             .contract(&s.merchant_id)
             .ok_or_else(|| AppError::Invariant(format!("merchant {} has a statement but no contract", s.merchant_id)))?;
-        let doc = document_for(s, contract, cfg, 1, args.through);
+        let doc = document_for(s, contract, &s.payee, cfg, 1, args.through);
         match issue(st, &args.notices_dir, enc, &contract.email, doc, s, 1, None, None).await {
             Ok(_) => n += 1,
             Err(AppError::Store(StoreError::Conflict(_))) => {

@@ -327,7 +327,7 @@ async fn main() {
         .filter_map(|s| {
             h.ledger
                 .contract(&s.merchant_id)
-                .map(|c| upay::notice_cmd::document_for(s, c, &cfg, 1, s.notice_date))
+                .map(|c| upay::notice_cmd::document_for(s, c, &s.payee, &cfg, 1, s.notice_date))
         })
         .collect();
     let t = Instant::now();

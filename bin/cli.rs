@@ -167,10 +167,12 @@ pub enum NoticesCmd {
         #[arg(long, value_enum, default_value_t)]
         zip_encryption: ZipEnc,
     },
-    /// Write again any issued notice missing from the folder
+    /// Write again any issued notice (and transfer file) missing from its folder
     Restore {
         #[arg(long, default_value = "./notices")]
         notices_dir: PathBuf,
+        #[arg(long, default_value = "./transfers")]
+        transfers_dir: PathBuf,
         #[arg(long, value_enum, default_value_t)]
         zip_encryption: ZipEnc,
     },

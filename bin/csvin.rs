@@ -59,7 +59,16 @@ pub fn read_table(path: &Path, encoding: Encoding) -> Result<Table, AppError> {
     }
     // Line numbers from byte offsets: the reader's own count skips blank lines.
     let line_starts: Vec<usize> = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
-    let line_of = |byte: u64| line_starts.partition_point(|s| *s as u64 <= byte) as u64;
+    // The reader's position can stand on the end of the line before the record
+    // (or on blank lines it skipped): step over line ends to the record itself.
+    let raw = text.as_bytes();
+    let line_of = |byte: u64| {
+        let mut b = byte as usize;
+        while b < raw.len() && matches!(raw[b], b'\r' | b'\n') {
+            b += 1;
+        }
+        line_starts.partition_point(|s| *s <= b) as u64
+    };
     let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
     let mut header: Option<Vec<String>> = None;
     let mut rows = Vec::new();

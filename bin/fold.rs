@@ -95,6 +95,7 @@ pub struct History {
     pub findings: Vec<Finding>,
     verify: bool,
     chain_prev: String,
+    chain_prev_position: i64,
     chain_unsealed_from: Option<i64>,
 }
 
@@ -173,6 +174,14 @@ impl History {
         match &r.chain_hash {
             None => {
                 self.chain_unsealed_from.get_or_insert(r.position);
+                if r.aggregate_type != "Merchant" {
+                    self.findings.push(Finding {
+                        place: format!("position {} ({} {} sequence {})", r.position, r.aggregate_type, r.aggregate_id, r.sequence),
+                        field: "chain_hash".into(),
+                        recorded: "missing".into(),
+                        recomputed: "only merchant imports leave rows to be sealed: this row was written outside upay's writers".into(),
+                    });
+                }
             }
             Some(h) => {
                 if let Some(from) = self.chain_unsealed_from.take() {
@@ -189,11 +198,15 @@ impl History {
                         place: format!("position {} ({} {} sequence {})", r.position, r.aggregate_type, r.aggregate_id, r.sequence),
                         field: "chain_hash".into(),
                         recorded: h.clone(),
-                        recomputed: format!("{expected} (the row, its order, or a row before it was changed, inserted or deleted)"),
+                        recomputed: format!(
+                            "{expected}: this row or its order was changed, or a row between positions {} and {} was inserted or deleted",
+                            self.chain_prev_position, r.position
+                        ),
                     });
                 }
                 // Continue from the stored hash so one edit is reported once.
                 self.chain_prev = h.clone();
+                self.chain_prev_position = r.position;
             }
         }
         Ok(())

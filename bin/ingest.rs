@@ -352,7 +352,7 @@ fn parse_event_row(fields: &[String]) -> Result<(EventId, PaymentCommand), Vec<S
     let amount = opt(6).and_then(|s| e.take(Yen::parse_amount(s)));
     let card = opt(7).and_then(|s| e.take(CardToken::parse(s)));
     let installments = opt(8).and_then(|s| match s.parse::<u8>() {
-        Ok(n) if (1..=INSTALLMENTS_MAX).contains(&n) => Some(n),
+        Ok(n) if s.bytes().all(|b| b.is_ascii_digit()) && (1..=INSTALLMENTS_MAX).contains(&n) => Some(n),
         _ => {
             e.0.push(format!("installments '{s}' is not a whole number from 1 to {INSTALLMENTS_MAX}"));
             None
@@ -398,13 +398,36 @@ fn row_digest(fields: &[String]) -> String {
     hex::encode(h.finalize())
 }
 
-pub fn parse_events(path: &Path, t: &Table) -> Result<Vec<ParsedEvent>, AppError> {
+/// The well-formed rows of an events file, and how many rows repeated an
+/// earlier row of the same file exactly (skipped as already present).
+pub struct EventsFile {
+    pub rows: Vec<ParsedEvent>,
+    pub repeated: u64,
+}
+
+/// A reason never repeats a value that looks like a card number, whatever
+/// column it was typed into.
+fn without_card_numbers(fields: &[String], reasons: Vec<String>) -> Vec<String> {
+    let pans: Vec<&str> = fields.iter().map(|f| f.trim()).filter(|f| domain::ids::looks_like_card_number(f)).collect();
+    reasons
+        .into_iter()
+        .map(|mut r| {
+            for p in &pans {
+                r = r.replace(p, "[a card number, not repeated]");
+            }
+            r
+        })
+        .collect()
+}
+
+pub fn parse_events(path: &Path, t: &Table) -> Result<EventsFile, AppError> {
     check_header(path, t, &EVENT_COLUMNS, &[])?;
     let col = t.column_index();
     let order: Vec<usize> = EVENT_COLUMNS.iter().map(|c| col[c]).collect();
     let mut out = Vec::with_capacity(t.rows.len());
     let mut seen: HashMap<String, (u64, String)> = HashMap::new();
     let mut bad = Vec::new();
+    let mut repeated = 0u64;
     for row in &t.rows {
         if row.fields.len() != t.header.len() {
             bad.push(row_count_error(path, row.line, row.fields.len(), t.header.len()));
@@ -412,7 +435,12 @@ pub fn parse_events(path: &Path, t: &Table) -> Result<Vec<ParsedEvent>, AppError
         }
         let fields: Vec<String> = order.iter().map(|i| row.fields[*i].clone()).collect();
         match parse_event_row(&fields) {
-            Err(reasons) => bad.push(format!("{}:{}: {}", path.display(), row.line, reasons.join("; "))),
+            Err(reasons) => bad.push(format!(
+                "{}:{}: {}",
+                path.display(),
+                row.line,
+                without_card_numbers(&fields, reasons).join("; ")
+            )),
             Ok((event_id, cmd)) => {
                 let digest = row_digest(&fields);
                 if let Some((line, d)) = seen.get(event_id.as_str()) {
@@ -424,6 +452,7 @@ pub fn parse_events(path: &Path, t: &Table) -> Result<Vec<ParsedEvent>, AppError
                         ));
                     }
                     // Same content: skipped as already present.
+                    repeated += 1;
                     continue;
                 }
                 seen.insert(event_id.to_string(), (row.line, digest.clone()));
@@ -439,7 +468,7 @@ pub fn parse_events(path: &Path, t: &Table) -> Result<Vec<ParsedEvent>, AppError
             bad.len()
         )));
     }
-    Ok(out)
+    Ok(EventsFile { rows: out, repeated })
 }
 
 /// A refusal as recorded (`Refusal` stream, one per refused input row).
@@ -470,7 +499,8 @@ pub async fn registered_merchants(st: &Store) -> Result<HashSet<MerchantId>, App
         .collect()
 }
 
-pub async fn record_events(st: &Store, path: &Path, rows: Vec<ParsedEvent>) -> Result<IngestSummary, AppError> {
+pub async fn record_events(st: &Store, path: &Path, file: EventsFile) -> Result<IngestSummary, AppError> {
+    let EventsFile { rows, repeated } = file;
     let mut summary = IngestSummary::default();
     // Event ids already recorded: the same content is skipped, other content refuses the file.
     let mut present: HashSet<String> = HashSet::new();
@@ -501,7 +531,7 @@ pub async fn record_events(st: &Store, path: &Path, rows: Vec<ParsedEvent>) -> R
             bad.len()
         )));
     }
-    summary.present = present.len() as u64;
+    summary.present = present.len() as u64 + repeated;
     let todo: Vec<&ParsedEvent> = rows.iter().filter(|r| !present.contains(r.cmd.event_id.as_str())).collect();
     let merchants = registered_merchants(st).await?;
     let progress = crate::output::Progress::new("ingest", todo.len() as u64);
@@ -510,6 +540,7 @@ pub async fn record_events(st: &Store, path: &Path, rows: Vec<ParsedEvent>) -> R
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let t0 = std::time::Instant::now();
             let missing: Vec<String> = chunk
                 .iter()
                 .map(|r| &r.cmd.txn_id)
@@ -526,6 +557,7 @@ pub async fn record_events(st: &Store, path: &Path, rows: Vec<ParsedEvent>) -> R
                 entry.0.apply(&e);
                 entry.1 = r.sequence;
             }
+            let t_load = t0.elapsed();
             let mut work: HashMap<TxnId, (Payment, i64)> = HashMap::new();
             let mut events = Vec::with_capacity(chunk.len() * 2);
             let mut inputs = Vec::with_capacity(chunk.len());
@@ -589,7 +621,16 @@ pub async fn record_events(st: &Store, path: &Path, rows: Vec<ParsedEvent>) -> R
                     }
                 }
             }
-            match st.append(&events, &inputs, &StreamGuard::default()).await {
+            let t_decide = t0.elapsed();
+            let appended = st.append(&events, &inputs, &StreamGuard::default()).await;
+            tracing::debug!(
+                "chunk of {}: load {:?}, decide {:?}, write {:?}",
+                chunk.len(),
+                t_load,
+                t_decide - t_load,
+                t0.elapsed() - t_decide
+            );
+            match appended {
                 Ok(()) => {
                     cache.extend(work);
                     summary.recorded += recorded_here;

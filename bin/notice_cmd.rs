@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use chrono::NaiveDate;
-use domain::{BrandGroup, MerchantContract, MerchantId};
+use domain::{BrandGroup, MerchantContract, MerchantId, PayeeBank};
 use notices::{NoticeDocument, NoticeLine, ZipEncryption};
 use projections::StatementClosed;
 
@@ -24,8 +24,10 @@ pub fn zip_encryption(z: ZipEnc) -> ZipEncryption {
     }
 }
 
-/// Everything the notice of `st` shows, from the contract and issuer of now.
-pub fn document_for(st: &StatementClosed, contract: &MerchantContract, cfg: &Config, revision: u32, issue_date: NaiveDate) -> NoticeDocument {
+/// Everything the notice of `st` shows: the merchant's names from `contract`,
+/// the payee bank from `bank` (the statement's own on first issue, the current
+/// one on regeneration), the issuer of now.
+pub fn document_for(st: &StatementClosed, contract: &MerchantContract, bank: &PayeeBank, cfg: &Config, revision: u32, issue_date: NaiveDate) -> NoticeDocument {
     let f = &st.figures;
     let lines = BrandGroup::ALL
         .iter()
@@ -42,7 +44,7 @@ pub fn document_for(st: &StatementClosed, contract: &MerchantContract, cfg: &Con
             }
         })
         .collect();
-    let b = &contract.bank;
+    let b = bank;
     NoticeDocument {
         notice_no: notice_no(&st.merchant_id, revision, st.payout_date),
         issue_date,
@@ -161,7 +163,7 @@ pub async fn regenerate(
         .contract(&m)
         .ok_or_else(|| AppError::Invariant(format!("merchant {m} of notice {notice} is not registered")))?;
     let revision = last.revision + 1;
-    let doc = document_for(stmt, contract, cfg, revision, date.unwrap_or_else(today_jst));
+    let doc = document_for(stmt, contract, &contract.bank, cfg, revision, date.unwrap_or_else(today_jst));
     let issued = issue(
         st,
         dir,
@@ -183,7 +185,7 @@ pub async fn regenerate(
     Ok(())
 }
 
-pub async fn restore(st: &Store, dir: &Path, enc: ZipEnc) -> Result<(), AppError> {
+pub async fn restore(st: &Store, dir: &Path, transfers_dir: &Path, enc: ZipEnc) -> Result<(), AppError> {
     let h = History::load(st, false, None, None).await?;
     let (mut restored, mut present) = (0u64, 0u64);
     for n in h.notices.values().flatten() {
@@ -209,6 +211,28 @@ pub async fn restore(st: &Store, dir: &Path, enc: ZipEnc) -> Result<(), AppError
         restored += 1;
     }
     eprintln!("notices: {restored} restored, {present} already in {}", dir.display());
+    // Transfer files: rewritten from what was recorded, byte for byte.
+    let (mut files_restored, mut files_present) = (0u64, 0u64);
+    for t in h.transfer_files.values() {
+        let path = transfers_dir.join(&t.file_name);
+        if path.exists() {
+            files_present += 1;
+            continue;
+        }
+        let f = payout::zengin::write_transfer_file(&t.remitter, t.payout_date, &t.transfers).map_err(|e| refused(format!("{}: {e}", t.file_name)))?;
+        if f.sha256_hex != t.sha256 {
+            return Err(AppError::Invariant(format!(
+                "{} rewrites to {}, not the written {}",
+                t.file_name, f.sha256_hex, t.sha256
+            )));
+        }
+        write_atomic(&path, &f.bytes)?;
+        files_restored += 1;
+    }
+    eprintln!(
+        "transfer files: {files_restored} restored, {files_present} already in {}",
+        transfers_dir.display()
+    );
     Ok(())
 }
 

@@ -105,15 +105,13 @@ pub async fn load_streams(pool: &PgPool, aggregate_type: &str, ids: &[String]) -
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    // A join with the unnested ids plans as one index probe per id; `= ANY($2)`
-    // with thousands of ids can fall back to a scan of the table.
     let cols = SELECT_COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ");
     let sql = format!(
         "SELECT {cols} FROM unnest($2::text[]) AS t(id) JOIN events e ON e.aggregate_type = $1 AND e.aggregate_id = t.id ORDER BY e.aggregate_id, e.sequence"
     );
-    // Not a cached prepared statement: a plan made while the table was small
-    // (a scan) must not stick once it is large.
-    let rows = sqlx::query(&sql).persistent(false).bind(aggregate_type).bind(ids).fetch_all(pool).await?;
+    let mut tx = probe_tx(pool).await?;
+    let rows = sqlx::query(&sql).bind(aggregate_type).bind(ids).fetch_all(&mut *tx).await?;
+    tx.commit().await?;
     Ok(rows.iter().map(row_to_event).collect())
 }
 
@@ -121,12 +119,24 @@ pub async fn inputs_lookup(pool: &PgPool, ids: &[String]) -> Result<HashMap<Stri
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = sqlx::query("SELECT i.event_id, i.digest FROM unnest($1::text[]) AS t(id) JOIN inputs i ON i.event_id = t.id")
-        .persistent(false)
-        .bind(ids)
-        .fetch_all(pool)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT i.event_id, i.digest FROM unnest($1::text[]) AS t(id) CROSS JOIN LATERAL (SELECT event_id, digest FROM inputs WHERE event_id = t.id) i",
+    )
+    .persistent(false)
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// A read transaction whose joins with an id list are index probes, one per id.
+/// Left to itself the planner, trusting statistics that lag behind bulk loads,
+/// sorts or hashes the whole table instead: a cost that grows with the history.
+async fn probe_tx(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL enable_mergejoin = off").execute(&mut *tx).await?;
+    sqlx::query("SET LOCAL enable_hashjoin = off").execute(&mut *tx).await?;
+    Ok(tx)
 }
 
 pub async fn append(pool: &PgPool, events: &[NewEvent], inputs: &[NewInput], guard: &StreamGuard) -> Result<(), StoreError> {
@@ -162,6 +172,14 @@ pub async fn append(pool: &PgPool, events: &[NewEvent], inputs: &[NewInput], gua
     .fetch_all(&mut *tx)
     .await?;
     for r in unsealed.iter().map(row_to_event) {
+        if r.aggregate_type != "Merchant" {
+            // Only merchant imports (the postgres-es / sqlite-es path) write
+            // rows without a hash; anything else was put there by hand.
+            return Err(StoreError::Corrupt(format!(
+                "row at position {} ({} {}) was written without a hash outside upay's writers; run `upay audit replay`",
+                r.position, r.aggregate_type, r.aggregate_id
+            )));
+        }
         if r.position <= head_pos {
             return Err(StoreError::Corrupt(format!(
                 "unsealed row at position {} behind the sealed head {head_pos}",

@@ -157,6 +157,14 @@ pub async fn append(pool: &SqlitePool, events: &[NewEvent], inputs: &[NewInput],
     .fetch_all(&mut *tx)
     .await?;
     for r in unsealed.iter().map(row_to_event) {
+        if r.aggregate_type != "Merchant" {
+            // Only merchant imports (the postgres-es / sqlite-es path) write
+            // rows without a hash; anything else was put there by hand.
+            return Err(StoreError::Corrupt(format!(
+                "row at position {} ({} {}) was written without a hash outside upay's writers; run `upay audit replay`",
+                r.position, r.aggregate_type, r.aggregate_id
+            )));
+        }
         if r.position <= head_pos {
             return Err(StoreError::Corrupt(format!(
                 "unsealed row at position {} behind the sealed head {head_pos}",

@@ -128,12 +128,17 @@ impl CardToken {
     }
 }
 
-/// 13–19 digits (ignoring spaces and dashes) that pass the Luhn check.
+/// 13–19 digits (ignoring spaces and dashes, half- or full-width) that pass the
+/// Luhn check.
 pub fn looks_like_card_number(s: &str) -> bool {
     let ds: Vec<u32> = s
+        .trim()
         .chars()
-        .filter(|c| !matches!(c, ' ' | '-'))
-        .map(|c| c.to_digit(10))
+        .filter(|c| !matches!(c, ' ' | '-' | '\u{3000}' | '－' | '‐' | '−'))
+        .map(|c| match c {
+            '０'..='９' => Some(c as u32 - '０' as u32),
+            _ => c.to_digit(10),
+        })
         .collect::<Option<Vec<u32>>>()
         .unwrap_or_default();
     if !(13..=19).contains(&ds.len()) {
@@ -220,6 +225,8 @@ mod tests {
             assert!(e.contains("card number"));
             assert!(!e.contains("4111") && !e.contains("3782"));
         }
+        assert!(CardToken::parse("４１１１１１１１１１１１１１１１").is_err());
+        assert!(CardToken::parse("4111　1111　1111　1111").is_err());
         // Luhn fails, or too short: an opaque token.
         assert!(CardToken::parse("4111111111111112").is_ok());
         assert!(CardToken::parse("123456789012").is_ok());

@@ -2,7 +2,7 @@
 //! never edited once shipped.
 
 use chrono::NaiveDate;
-use domain::MerchantId;
+use domain::{MerchantId, PayeeBank};
 use payout::rules::StatementFigures;
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +17,9 @@ pub struct StatementClosed {
     pub payout_date: NaiveDate,
     pub notice_date: NaiveDate,
     pub figures: StatementFigures,
+    /// The payee bank of the contract in force when the cycle closed: the
+    /// transfer fee was decided by it, and the payout goes to it.
+    pub payee: PayeeBank,
 }
 
 /// A batch run finished closing every cycle that ended on or before `through`

@@ -375,6 +375,7 @@ impl Ledger {
             payout_date,
             notice_date: cycle.notice_date(),
             figures,
+            payee: contract.bank.clone(),
         };
         Some((
             Statement {
@@ -516,6 +517,7 @@ fn compare(recorded: &StatementClosed, computed: &StatementClosed) -> Vec<Differ
     field("period_end", recorded.period_end.to_string(), computed.period_end.to_string());
     field("payout_date", recorded.payout_date.to_string(), computed.payout_date.to_string());
     field("notice_date", recorded.notice_date.to_string(), computed.notice_date.to_string());
+    field("payee", format!("{:?}", recorded.payee), format!("{:?}", computed.payee));
     let (r, c) = (&recorded.figures, &computed.figures);
     for g in BrandGroup::ALL {
         let (rl, cl) = (r.line(g), c.line(g));
