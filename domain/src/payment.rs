@@ -122,6 +122,10 @@ pub enum PaymentEvent {
         brand: Brand,
         amount: Yen,
         at: Instant,
+        /// When the cancelled sale was captured: the settlement finds the
+        /// sale's cycle (and so its settled rate) without keeping every sale.
+        #[serde(default)]
+        captured_at: Option<Instant>,
     },
     ChargedBack {
         event_id: EventId,
@@ -291,6 +295,9 @@ pub struct Payment {
     pub last_at: Option<Instant>,
     /// The amount of the chargeback in dispute, if any.
     pub open_chargeback: Option<Yen>,
+    /// The instant of the capture.
+    #[serde(default)]
+    pub captured_at: Option<Instant>,
 }
 
 impl Payment {
@@ -416,6 +423,7 @@ impl Payment {
                     brand,
                     amount,
                     at,
+                    captured_at: self.captured_at,
                 }])
             }
             K::Chargeback { amount: given, .. } => {
@@ -483,7 +491,10 @@ impl Payment {
                 self.amount = *amount;
                 self.card = Some(card.clone());
             }
-            PaymentEvent::Captured { .. } => self.status = PaymentStatus::Captured,
+            PaymentEvent::Captured { at, .. } => {
+                self.status = PaymentStatus::Captured;
+                self.captured_at = Some(*at);
+            }
             PaymentEvent::AuthorizationVoided { .. } => self.status = PaymentStatus::Voided,
             PaymentEvent::SaleCancelled { .. } => self.status = PaymentStatus::Cancelled,
             PaymentEvent::ChargedBack { amount, .. } => self.open_chargeback = Some(*amount),

@@ -156,7 +156,7 @@ fn voided(id: &str, at: Instant) -> PaymentEvent {
     PaymentEvent::AuthorizationVoided { event_id: eid(id), merchant_id: merchant(), at }
 }
 fn cancelled(id: &str, at: Instant) -> PaymentEvent {
-    PaymentEvent::SaleCancelled { event_id: eid(id), merchant_id: merchant(), brand: Brand::Visa, amount: yen(AMOUNT), at }
+    PaymentEvent::SaleCancelled { event_id: eid(id), merchant_id: merchant(), brand: Brand::Visa, amount: yen(AMOUNT), at, captured_at: Some(h(1)) }
 }
 fn charged_back(id: &str, at: Instant, amount: i64) -> PaymentEvent {
     PaymentEvent::ChargedBack { event_id: eid(id), merchant_id: merchant(), brand: Brand::Visa, amount: yen(amount), at }

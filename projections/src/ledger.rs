@@ -77,6 +77,8 @@ struct Sale {
 #[derive(Clone, Debug, Default)]
 struct Bucket {
     groups: [GroupSales; 3],
+    /// The sales counted here, forgotten when the cycle closes.
+    sale_ids: Vec<TxnId>,
     /// (group, amount, cycle of the sale) of each cancel of an earlier cycle's sale.
     red_slips: Vec<(BrandGroup, Yen, Cycle)>,
     chargebacks: Yen,
@@ -110,7 +112,13 @@ pub struct Difference {
 pub struct Ledger {
     books: Vec<Book>,
     index: HashMap<MerchantId, u32>,
+    /// Sales booked into open cycles. Once their cycle closes a sale is
+    /// forgotten: a later cancel finds its cycle from the capture instant the
+    /// cancel carries, so memory follows the open cycles, not the history.
     sales: HashMap<TxnId, Sale>,
+    /// The few sales booked late (into a cycle after their date's), whose cycle
+    /// the capture instant does not tell.
+    late_sales: HashMap<TxnId, Cycle>,
     global_closed: Option<Cycle>,
     shard_closed: HashMap<Shard, Cycle>,
     explain: Option<MerchantId>,
@@ -226,11 +234,24 @@ impl Ledger {
                 g.sales += amount;
                 (LineKind::Sales, amount.get(), format!("sale captured in this cycle{late_note}"))
             }
-            PaymentEvent::SaleCancelled { .. } => {
-                let Some(sale) = self.sales.remove(txn) else {
-                    self.anomalies
-                        .push(format!("position {position}: cancel of transaction {txn} that has no captured sale"));
-                    return;
+            PaymentEvent::SaleCancelled { captured_at, .. } => {
+                let late_cycle = self.late_sales.remove(txn);
+                let sale = match self.sales.remove(txn) {
+                    Some(sale) => sale,
+                    // The sale's cycle is closed: it was settled there.
+                    None => match late_cycle.or_else(|| captured_at.map(|c| Cycle::containing(booking_date(&c)))) {
+                        Some(sale_cycle) => Sale {
+                            merchant: b,
+                            group,
+                            amount,
+                            cycle: sale_cycle,
+                        },
+                        None => {
+                            self.anomalies
+                                .push(format!("position {position}: cancel of transaction {txn} that has no captured sale"));
+                            return;
+                        }
+                    },
                 };
                 if sale.merchant != b {
                     self.anomalies
@@ -320,7 +341,8 @@ impl Ledger {
             if next > target {
                 break;
             }
-            let bucket = self.books[b as usize].open.remove(&next).unwrap_or_default();
+            let mut bucket = self.books[b as usize].open.remove(&next).unwrap_or_default();
+            self.forget_sales(&mut bucket);
             if let Some((st, items)) = self.compute(b, next, bucket) {
                 self.adopt(b, &st.closed);
                 out.push((st, items));
@@ -393,8 +415,18 @@ impl Ledger {
         book.closed = Some(cycle);
         book.carry = st.figures.carry_out;
         book.settled_rates.insert(cycle, st.figures.rates);
-        // Buckets of earlier cycles that made no statement are empty by now.
-        book.open = book.open.split_off(&cycle.next());
+        // Buckets of this and earlier cycles are settled (or made no statement).
+        let later = book.open.split_off(&cycle.next());
+        let done = std::mem::replace(&mut book.open, later);
+        for (_, mut bucket) in done {
+            self.forget_sales(&mut bucket);
+        }
+    }
+
+    fn forget_sales(&mut self, bucket: &mut Bucket) {
+        for id in bucket.sale_ids.drain(..) {
+            self.sales.remove(&id);
+        }
     }
 
     /// A recorded statement. With `verify`, the statement is first recomputed
@@ -420,7 +452,8 @@ impl Ledger {
                     recomputed: format!("payout {} carry_out {}", c.closed.figures.payout, c.closed.figures.carry_out),
                 });
             }
-            let bucket = self.books[b as usize].open.remove(&cycle).unwrap_or_default();
+            let mut bucket = self.books[b as usize].open.remove(&cycle).unwrap_or_default();
+            self.forget_sales(&mut bucket);
             match self.compute(b, cycle, bucket) {
                 None => diffs.push(Difference {
                     merchant_id: st.merchant_id.clone(),
