@@ -234,11 +234,8 @@ pub fn transfers_for(h: &History, payout_date: NaiveDate) -> Result<Vec<Transfer
         .map(|s| (&s.merchant_id, s))
         .collect();
     for (m, s) in by_merchant {
-        let c = h
-            .ledger
-            .contract(m)
-            .ok_or_else(|| AppError::Invariant(format!("merchant {m} has a statement but no contract")))?;
-        let b = &c.bank;
+        // The bank in force when the cycle closed: it decided the transfer fee.
+        let b = &s.payee;
         out.push(Transfer {
             bank_code: b.bank_code.clone(),
             bank_name_kana: b.bank_name_kana.clone(),

@@ -199,7 +199,7 @@ impl History {
                         field: "chain_hash".into(),
                         recorded: h.clone(),
                         recomputed: format!(
-                            "{expected}: this row or its order was changed, or a row between positions {} and {} was inserted or deleted",
+                            "{expected}: this row or its order was changed, or a row between position {} and position {} was inserted or deleted",
                             self.chain_prev_position, r.position
                         ),
                     });
