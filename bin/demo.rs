@@ -33,7 +33,7 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed.max(1))
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -42,7 +42,7 @@ impl Rng {
         x
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
     pub fn chance(&mut self, per_mille: u64) -> bool {
         self.below(1000) < per_mille
@@ -144,7 +144,7 @@ pub fn generate(merchants: u32, from: NaiveDate, to: NaiveDate, seed: u64) -> Ge
                     })
                     .map_or("VISA", |b| b.0);
                 let amount = 300 + rng.below(300) * 100;
-                let card = format!("tok_{}", rng.next() % 1_000_000_007);
+                let card = format!("tok_{}", rng.next_u64() % 1_000_000_007);
                 let inst = if rng.chance(50) { "3" } else { "" };
                 let ts = |a: chrono::DateTime<chrono::FixedOffset>| a.to_rfc3339();
                 if rng.chance(15) {

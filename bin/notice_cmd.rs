@@ -69,6 +69,9 @@ pub fn document_for(st: &StatementClosed, contract: &MerchantContract, bank: &Pa
     }
 }
 
+// The arguments are the notice's parts, each a different thing; a struct would
+// only rename them.
+#[allow(clippy::too_many_arguments)]
 /// Renders and packs one revision, writes `{dir}/{notice_no}.zip`, records the
 /// `NoticeIssued` event and queues the mail. The file is written first: a crash
 /// before the event leaves a file the next run rewrites, never an event without

@@ -293,8 +293,6 @@ impl Store {
     pub async fn outbox_pending(&self) -> Result<Vec<OutboxItem>, StoreError> {
         let sql = "SELECT notice_no, merchant_id, email, payout_date, zip, attempts FROM notice_outbox WHERE sent_at IS NULL ORDER BY notice_no";
         use sqlx::Row;
-        let map = |r: &dyn Fn(&str) -> (String, String, String, String, Vec<u8>, i64)| r("");
-        let _ = map;
         Ok(match self {
             Store::Pg(p) => sqlx::query(sql)
                 .fetch_all(p)

@@ -161,7 +161,7 @@ pub fn looks_like_card_number(s: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The merchant's 9-digit notice password: the key of the notice ZIP. It is never

@@ -31,6 +31,8 @@ pub struct RunCompleted {
     pub statements_closed: u64,
 }
 
+// A statement is the common case; boxing it would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SettlementEvent {
     StatementClosed(StatementClosed),
