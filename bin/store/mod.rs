@@ -371,6 +371,17 @@ pub fn lite_params(sql: &str) -> String {
     out
 }
 
+impl Store {
+    /// The last sealed position and hash, as the writers recorded them.
+    pub async fn log_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let sql = "SELECT position, hash FROM log_head WHERE id = 1";
+        Ok(match self {
+            Store::Pg(p) => sqlx::query_as(sql).fetch_optional(p).await?,
+            Store::Lite(p) => sqlx::query_as(sql).fetch_optional(p).await?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,16 +395,5 @@ mod tests {
     #[test]
     fn lite_params_numbers_placeholders() {
         assert_eq!(lite_params("a = $1 AND b = $12"), "a = ?1 AND b = ?12");
-    }
-}
-
-impl Store {
-    /// The last sealed position and hash, as the writers recorded them.
-    pub async fn log_head(&self) -> Result<Option<(i64, String)>, StoreError> {
-        let sql = "SELECT position, hash FROM log_head WHERE id = 1";
-        Ok(match self {
-            Store::Pg(p) => sqlx::query_as(sql).fetch_optional(p).await?,
-            Store::Lite(p) => sqlx::query_as(sql).fetch_optional(p).await?,
-        })
     }
 }
