@@ -649,6 +649,11 @@ pub async fn record_events(st: &Store, path: &Path, file: EventsFile) -> Result<
         }
     }
     progress.finish();
+    /// Rows after which an ingest refreshes the planner's statistics.
+    const ANALYZE_AFTER_ROWS: usize = 10_000;
+    if todo.len() >= ANALYZE_AFTER_ROWS {
+        st.analyze().await?;
+    }
     let refused_total: u64 = summary.refused.values().sum();
     let by_code: Vec<String> = summary.refused.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     eprintln!(

@@ -227,6 +227,21 @@ impl Store {
         }
     }
 
+    /// Refreshes the planner's statistics after a bulk load (PostgreSQL), so
+    /// the next night's queries are planned for the table as it is.
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Pg(p) => {
+                sqlx::query("ANALYZE events").execute(p).await?;
+                sqlx::query("ANALYZE inputs").execute(p).await?;
+            }
+            Store::Lite(p) => {
+                sqlx::query("PRAGMA optimize").execute(p).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Chains rows inserted without a hash (the postgres-es / sqlite-es path).
     pub async fn seal(&self) -> Result<(), StoreError> {
         self.append(&[], &[], &StreamGuard::default()).await

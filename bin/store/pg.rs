@@ -134,6 +134,7 @@ pub async fn inputs_lookup(pool: &PgPool, ids: &[String]) -> Result<HashMap<Stri
 /// sorts or hashes the whole table instead: a cost that grows with the history.
 async fn probe_tx(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
     let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await?;
     sqlx::query("SET LOCAL enable_mergejoin = off").execute(&mut *tx).await?;
     sqlx::query("SET LOCAL enable_hashjoin = off").execute(&mut *tx).await?;
     Ok(tx)
