@@ -125,7 +125,7 @@ fn tamper_store(kind: Kind) -> TestStore {
 fn assert_found(kind: Kind, drill: &str, s: &TestStore, positions: &[i64]) {
     let (code, out, err) = replay(s, &[]);
     assert_eq!(code, 1, "{kind:?}: {drill}: audit replay must exit 1\nstdout:\n{out}\nstderr:\n{err}");
-    assert!(out.contains("DIFFERENCE") || !out.trim().is_empty(), "{kind:?}: {drill}: the report is on stdout:\n{out}");
+    assert!(!out.trim().is_empty(), "{kind:?}: {drill}: the report is on stdout:\n{out}");
     for p in positions {
         assert!(names_position(&out, *p), "{kind:?}: {drill}: the report does not name position {p}:\n{out}\nstderr:\n{err}");
     }
@@ -472,7 +472,6 @@ fn tamper_forged_event_appended_without_a_hash_is_found() {
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, global_position)
              VALUES ('Payment', 't99', 1, 'Captured', '1.0', '{forged}'{cast}, '{{}}'{cast}, {next})"
         ));
-        eprintln!("DEBUG {:?}", query(&s, "SELECT global_position, aggregate_type, chain_hash FROM events WHERE global_position >= 29"));
         assert_found(kind, "a forged unsealed event appended", &s, &[next]);
         // Nor may the next batch run seal it into the chain (and pay it out)
         // unnoticed: whether the run refuses or not, the audit still finds it.

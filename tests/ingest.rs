@@ -305,28 +305,18 @@ fn events_every_bad_row_is_listed(kind: Kind) {
     let s = TestStore::new(kind);
     register(&s);
     let rows = vec![
-        g1(),                                                                             // 2
+        g1(),                                                                              // 2
         format!("b1,refund,tb1,{M},2019-10-01T10:00:00+09:00,VISA,1000,tokb1,,"),          // 3
-        g2(),                                                                             // 4
+        g2(),                                                                              // 4
         format!("b2,sale,tb2,{M},2019-10-01T10:00:00+09:00,VISA,1.5,tokb2,,"),             // 5
         format!("b3,sale,tb3,{M},2019-10-01T10:00:00+09:00,VISA,1000,4111111111111111,,"), // 6
-        format!("g3,sale,tg3,{M},2019-10-03T10:00:00+09:00,ID,300,tokg3,,"),              // 7
-        format!("b4,capture,tg2,,2019-10-02T10:00:00,VISA,,,,"),                          // 8
+        format!("g3,sale,tg3,{M},2019-10-03T10:00:00+09:00,ID,300,tokg3,,"),               // 7
+        format!("b4,capture,tg2,,2019-10-02T10:00:00,VISA,,,,"),                           // 8
         format!("b5,sale,tb5,{M},2019-10-01T10:00:00+09:00,VISA,1000,tokb5"),              // 9
     ];
     s.write("events.csv", &events_csv(&rows));
     let o = s.run(&["ingest", "events", "events.csv"]);
-    assert_bad_rows(
-        &o,
-        "events.csv",
-        &[
-            (3, "unknown kind 'refund'"),
-            (5, "amount '1.5'"),
-            (6, "card looks like a card number"),
-            (8, "capture: brand must be empty"),
-            (9, "has 8 fields, the header has 10"),
-        ],
-    );
+    assert_bad_rows(&o, "events.csv", &[(3, "unknown kind 'refund'"), (5, "amount '1.5'"), (6, "card looks like a card number"), (8, "capture: brand must be empty"), (9, "has 8 fields, the header has 10")]);
     assert_no_pan(&all_output(&o));
     assert_no_event_recorded(&s);
 }
@@ -361,10 +351,7 @@ fn line_numbers_count_blank_lines(kind: Kind) {
 fn line_numbers_count_lines_inside_quoted_fields(kind: Kind) {
     let s = TestStore::new(kind);
     register(&s);
-    s.write(
-        "multi.csv",
-        &format!("{EVENTS_HEADER}\nd1,decline,td,{M},2019-10-01T10:00:00+09:00,VISA,1000,tokd,,\"ng-02\nG12\"\nb1,sale,tb,{M},2019-10-01T10:00:00+09:00,VISA,0,tokb,,\n"),
-    );
+    s.write("multi.csv", &format!("{EVENTS_HEADER}\nd1,decline,td,{M},2019-10-01T10:00:00+09:00,VISA,1000,tokd,,\"ng-02\nG12\"\nb1,sale,tb,{M},2019-10-01T10:00:00+09:00,VISA,0,tokb,,\n"));
     let o = s.run(&["ingest", "events", "multi.csv"]);
     assert_bad_rows(&o, "multi.csv", &[(4, "amount '0' is out of range")]);
     assert_no_event_recorded(&s);
@@ -402,6 +389,8 @@ fn card_numbers_in_full_width_are_refused(kind: Kind) {
             let o = s.run(&["ingest", "events", "events.csv"]);
             let out = all_output(&o);
             assert!(!out.contains(pan), "the card number is echoed:\n{out}");
+            let log = query(&s, "SELECT CAST(payload AS text) FROM events WHERE aggregate_type = 'Payment'");
+            assert!(!log.contains(pan), "the card number was stored in the event log as a token (exit {:?}):\n{log}", o.status.code());
             assert_bad_rows(&o, "events.csv", &[(3, "card looks like a card number")]);
             assert_no_event_recorded(&s);
         },
@@ -620,7 +609,17 @@ fn shift_jis_merchants_are_read_with_the_flag(kind: Kind) {
 
 /// A row of plain ASCII (malformed, but the encoding is checked first).
 fn ascii_row() -> String {
-    let ascii = [("merchant_id", "270212123"), ("name", "ABC"), ("contact", "ABC"), ("bank_name", "ABC"), ("branch_name", "ABC"), ("account_type", "X"), ("account_holder", "ABC"), ("bank_name_kana", "ABC"), ("branch_name_kana", "ABC")];
+    let ascii = [
+        ("merchant_id", "270212123"),
+        ("name", "ABC"),
+        ("contact", "ABC"),
+        ("bank_name", "ABC"),
+        ("branch_name", "ABC"),
+        ("account_type", "X"),
+        ("account_holder", "ABC"),
+        ("bank_name_kana", "ABC"),
+        ("branch_name_kana", "ABC"),
+    ];
     let r = merchant_row(&ascii);
     assert!(r.is_ascii());
     r
@@ -719,13 +718,13 @@ fn merchants_rare_cjk_drawn_by_the_font_is_accepted(kind: Kind) {
 fn merchants_several_bad_rows_and_duplicates(kind: Kind) {
     let s = TestStore::new(kind);
     let rows = vec![
-        merchant_row(&[]),                                                                 // 2
+        merchant_row(&[]),                                                                         // 2
         merchant_row(&[("merchant_id", "270212123"), ("bank_code", "1"), ("rate_emoney", "101")]), // 3: two reasons
-        merchant_row(&[("merchant_id", "270212124")]),                                     // 4
-        merchant_row(&[("rate_visa_master", "3.5")]),                                      // 5: M again, different
-        merchant_row(&[]),                                                                 // 6: M again, same: fine
-        merchant_row(&[("merchant_id", "270212125"), ("account_holder", "やまだ")]),       // 7
-        format!("{},x", merchant_row(&[("merchant_id", "270212126")])),                    // 8: 19 fields
+        merchant_row(&[("merchant_id", "270212124")]),                                             // 4
+        merchant_row(&[("rate_visa_master", "3.5")]),                                              // 5: M again, different
+        merchant_row(&[]),                                                                         // 6: M again, same: fine
+        merchant_row(&[("merchant_id", "270212125"), ("account_holder", "やまだ")]),               // 7
+        format!("{},x", merchant_row(&[("merchant_id", "270212126")])),                            // 8: 19 fields
     ];
     s.write("merchants.csv", &merchants_csv(&rows));
     let o = s.run(&["ingest", "merchants", "merchants.csv"]);
@@ -799,10 +798,7 @@ fn merchants_reimport_counts_new_changed_unchanged(kind: Kind) {
     s.write("e.csv", &events_csv(&[format!("e1,sale,t1,{M},2019-10-01T10:00:00+09:00,VISA,10000,tok1,,")]));
     s.ok(&["ingest", "events", "e.csv"]);
     s.ok(&["settle", "--through", "2019-11-30"]);
-    assert_eq!(
-        s.ok(&["statements", "export"]),
-        format!("{STATEMENTS_HEADER}\n270212122,2019-10-01,2019-10-15,2019-10-31,2019-10-29,270212122-001-20191031,1,10000,350,0,0,0,0,0,0,6,0,0,0,180,18,9446,0\n")
-    );
+    assert_eq!(s.ok(&["statements", "export"]), format!("{STATEMENTS_HEADER}\n270212122,2019-10-01,2019-10-15,2019-10-31,2019-10-29,270212122-001-20191031,1,10000,350,0,0,0,0,0,0,6,0,0,0,180,18,9446,0\n"));
 }
 
 // ---------------------------------------------------------------- lifecycle refusals
@@ -816,7 +812,7 @@ fn lifecycle_rows() -> Vec<(String, Option<&'static str>)> {
         (format!("e1,sale,t1,{u},2019-10-01T10:00:00+09:00,VISA,1000,tok1,,"), Some("merchant-unknown")),
         (format!("e2,sale,t2,{m},2019-10-01T10:00:00+09:00,VISA,1000,tok2,,"), None),
         (format!("e3,sale,t2,{m},2019-10-01T11:00:00+09:00,VISA,1000,tok2,,"), Some("P1241")), // txn_id exists
-        (format!("e4,capture,t404,,2019-10-01T11:00:00+09:00,,,,,"), Some("P1241")),            // unknown txn
+        (format!("e4,capture,t404,,2019-10-01T11:00:00+09:00,,,,,"), Some("P1241")),           // unknown txn
         (format!("e5,void,t2,123456789,2019-10-02T10:00:00+09:00,,,tok2,,"), Some("merchant-mismatch")),
         (format!("e6,void,t2,,2019-10-02T10:00:00+09:00,,,tokX,,"), Some("P1245")), // wrong card
         (format!("e7,void,t2,,2019-10-02T10:00:00+09:00,,,,,"), Some("P1245")),     // empty card
@@ -832,7 +828,7 @@ fn lifecycle_rows() -> Vec<(String, Option<&'static str>)> {
         (format!("e17,void,t4,,2019-10-02T10:00:00+09:00,,,tok4,,"), None), // sale cancelled, same cycle
         (format!("e18,chargeback,t4,,2019-10-03T10:00:00+09:00,,,,,"), Some("P1441")),
         (format!("e19,decline,t5,{m},2019-10-01T10:00:00+09:00,VISA,500,tok5,,ng-02 G12"), None),
-        (format!("e20,capture,t5,,2019-10-01T10:01:00+09:00,,,,,"), Some("P1241")), // declined
+        (format!("e20,capture,t5,,2019-10-01T10:01:00+09:00,,,,,"), Some("P1241")),    // declined
         (format!("e21,chargeback,t2,,2019-10-01T09:00:00+09:00,,,,,"), Some("P1241")), // earlier than t2's last event
         (format!("e22,authorize,t6,{m},2019-10-06T10:00:00+09:00,VISA,4000,tok6,,"), None),
         (format!("e23,capture,t6,,2019-10-06T11:00:00+09:00,,4001,,,"), Some("P1241")), // amount differs
@@ -873,18 +869,9 @@ fn lifecycle_refusals_are_recorded_with_codes(kind: Kind) {
     assert_eq!(o.status.code(), Some(0), "refusals of single events exit 0: {}", show(&o));
     let err = text(&o.stderr);
     assert!(err.contains("events: 9 recorded, 0 already present, 15 refused"), "{err}");
-    for (code, n) in [
-        ("merchant-unknown", 1),
-        ("P1241", 5),
-        ("merchant-mismatch", 1),
-        ("P1245", 2),
-        ("ng-91", 1),
-        ("cancel-disputed", 1),
-        ("chargeback-open", 1),
-        ("chargeback-none", 1),
-        ("chargeback-exceeds", 1),
-        ("P1441", 1),
-    ] {
+    for (code, n) in
+        [("merchant-unknown", 1), ("P1241", 5), ("merchant-mismatch", 1), ("P1245", 2), ("ng-91", 1), ("cancel-disputed", 1), ("chargeback-open", 1), ("chargeback-none", 1), ("chargeback-exceeds", 1), ("P1441", 1)]
+    {
         assert!(err.contains(&format!("{code}: {n}")), "summary by code lacks {code}: {n}:\n{err}");
     }
     let expected: Vec<(String, String)> = lifecycle_rows().iter().enumerate().filter_map(|(i, (_, c))| c.map(|c| (format!("e{}", i + 1), c.to_string()))).collect();
@@ -946,11 +933,7 @@ fn refused_event_does_not_advance_the_clock(kind: Kind) {
     register(&s);
     s.write(
         "events.csv",
-        &events_csv(&[
-            format!("e1,sale,t1,{M},2019-10-01T10:00:00+09:00,VISA,10000,tok1,,"),
-            format!("e2,void,t1,,2019-10-10T10:00:00+09:00,,,tokX,,"),
-            format!("e3,void,t1,{M},2019-10-05T10:00:00+09:00,,,tok1,,"),
-        ]),
+        &events_csv(&[format!("e1,sale,t1,{M},2019-10-01T10:00:00+09:00,VISA,10000,tok1,,"), format!("e2,void,t1,,2019-10-10T10:00:00+09:00,,,tokX,,"), format!("e3,void,t1,{M},2019-10-05T10:00:00+09:00,,,tok1,,")]),
     );
     let e = ok_err(&s, &["ingest", "events", "events.csv"]);
     assert!(e.contains("events: 2 recorded, 0 already present, 1 refused (P1245: 1)"), "{e}");

@@ -752,3 +752,26 @@ fn no_command_prints_the_password() {
     });
     assert!(!alone, "the password is in the event log");
 }
+
+#[test]
+fn the_issuer_is_recorded_with_the_notice_and_restore_ignores_todays_config() {
+    for kind in KINDS {
+        let s = TestStore::new(kind);
+        let cfg = s.write(
+            "company.toml",
+            "[issuer]\nname = \"株式会社テスト決済\"\npostal_code = \"150-0002\"\naddress = \"東京都渋谷区渋谷2-2-2\"\nphone = \"03-0000-0000\"\nsupport = \"サポート窓口 03-0000-0000\"\n",
+        );
+        ingest_sample(&s);
+        ok(&s, &["--config", cfg.to_str().unwrap(), "settle", "--through", "2019-11-30"]);
+        let pdf = pdf_of(&s, NOTICE);
+        let t = pdftotext(&pdf);
+        assert!(t.contains("株式会社テスト決済") && t.contains("150-0002"), "{kind:?}: the configured issuer:\n{t}");
+        assert!(!t.contains("株式会社サンプルペイメント"), "{kind:?}: {t}");
+        // Restored without that config (the demo issuer would apply today).
+        std::fs::remove_file(zip_path(&s, NOTICE)).unwrap();
+        ok(&s, &["notices", "restore"]);
+        assert_eq!(sha256(&pdf_of(&s, NOTICE)), sha256(&pdf), "{kind:?}: restore re-rendered with today's issuer");
+        let o = run(&s, &["audit", "replay"]);
+        assert_eq!(o.status.code(), Some(0), "{kind:?}: {:?}", text(&o));
+    }
+}

@@ -454,3 +454,42 @@ fn a_merchant_carried_on_every_date_gets_no_file() {
     let st = statements(&s);
     assert!(st.iter().all(|r| r["payout"] == "0" && r["notice_no"].is_empty()), "{st:?}");
 }
+
+#[test]
+fn a_bank_change_after_the_cycle_closed_does_not_redirect_its_payout() {
+    // SPEC §4: a statement uses the contract — payee bank included — in force
+    // when its cycle closes; the transfer fee (0 for Mizuho) was decided with
+    // that bank. The sample's 10-01..15 cycle closes with the run through
+    // 10-16 (Resona, fee 180 + 18 charged); the merchant then moves to Mizuho
+    // before the notice date. The file must pay the account the statement was
+    // closed with — or, at the very least, never pay Mizuho a statement that
+    // charged the non-Mizuho transfer fee.
+    for kind in KINDS {
+        let s = TestStore::new(kind);
+        ingest_sample(&s);
+        s.ok(&["settle", "--through", "2019-10-16"]);
+        let closed = statements(&s);
+        let row = closed.iter().find(|r| r["period_start"] == "2019-10-01").expect("closed by the run through 10-16");
+        assert_eq!((row["transfer_fee"].as_str(), row["payout"].as_str()), ("180", "8284"));
+        let moved = std::fs::read_to_string(sample_dir().join("merchants.csv"))
+            .unwrap()
+            .replace(",0010,りそな銀行,999,証券信託業務支店,普通,1234567,", ",0001,みずほ銀行,001,東京営業部,普通,7654321,")
+            .replace(",リソナ,ショウケンシンタクギョウム", ",ミズホ,トウキヨウ");
+        let m = s.write("moved.csv", &moved);
+        s.ok(&["ingest", "merchants", m.to_str().unwrap()]);
+        s.ok(&["settle", "--through", "2019-10-29"]);
+        let f = parse_zengin(&file_of(&s, "20191031"));
+        assert_eq!(f.data.len(), 1);
+        let d = &f.data[0];
+        assert_eq!(
+            (d.bank_code.as_str(), d.branch_code.as_str(), d.account_number.as_str(), d.amount),
+            ("0010", "999", "1234567", 8284),
+            "{kind:?}: the 2019-10-31 payout, closed with Resona 0010/999/1234567 and charged the 198-yen transfer fee, is paid to {}/{}/{}",
+            d.bank_code,
+            d.branch_code,
+            d.account_number
+        );
+        let p = payouts(&s, "2019-10-31");
+        assert_payouts_match_file(&p, &f, "2019-10-31");
+    }
+}
