@@ -51,6 +51,10 @@ async fn settle_once(st: &Store, cfg: &Config, args: &SettleArgs) -> Result<Sett
     let due = h.ledger.merchants_due(target, args.shard);
     let progress = crate::output::Progress::new("settle", due.len() as u64);
     let mut closed_total = 0u64;
+    // Whether another batch closed some of our merchants at the same time: then
+    // our view of the statements is incomplete, and the notices and transfer
+    // files must be decided from the log as it now is.
+    let mut others_closed = false;
     for chunk in due.chunks(SETTLE_CHUNK_MERCHANTS_MAX) {
         let mut per_merchant: Vec<(MerchantId, Vec<StatementClosed>)> = Vec::with_capacity(chunk.len());
         for m in chunk {
@@ -60,7 +64,9 @@ async fn settle_once(st: &Store, cfg: &Config, args: &SettleArgs) -> Result<Sett
                 per_merchant.push((m.clone(), stmts));
             }
         }
-        closed_total += write_statements(st, &mut h, per_merchant).await?;
+        let (n, clashed) = write_statements(st, &mut h, per_merchant).await?;
+        closed_total += n;
+        others_closed |= clashed;
         progress.inc(chunk.len() as u64);
     }
     progress.finish();
@@ -90,6 +96,9 @@ async fn settle_once(st: &Store, cfg: &Config, args: &SettleArgs) -> Result<Sett
         h.runs.push(run);
     }
 
+    if others_closed {
+        h = History::load(st, false, None, None).await?;
+    }
     let notices = if args.statements_only { 0 } else { issue_notices(st, cfg, &h, args).await? };
     let files = if args.shard.is_none() && !args.statements_only {
         write_transfer_files(st, cfg, &mut h, args).await?
@@ -137,10 +146,13 @@ fn check_conservation(h: &History, m: &MerchantId, new: &[StatementClosed]) -> R
     Ok(())
 }
 
-async fn write_statements(st: &Store, h: &mut History, per_merchant: Vec<(MerchantId, Vec<StatementClosed>)>) -> Result<u64, AppError> {
+/// Writes the statements; returns how many, and whether another batch had
+/// closed some of these merchants first.
+async fn write_statements(st: &Store, h: &mut History, per_merchant: Vec<(MerchantId, Vec<StatementClosed>)>) -> Result<(u64, bool), AppError> {
     if per_merchant.is_empty() {
-        return Ok(0);
+        return Ok((0, false));
     }
+    let mut clashed = false;
     let build = |h: &History, group: &[(MerchantId, Vec<StatementClosed>)]| {
         let mut events = Vec::new();
         let mut guard = StreamGuard {
@@ -174,7 +186,10 @@ async fn write_statements(st: &Store, h: &mut History, per_merchant: Vec<(Mercha
                 let (ev, g) = build(h, std::slice::from_ref(&one));
                 match st.append(&ev, &[], &g).await {
                     Ok(()) => done.push(vec![one]),
-                    Err(StoreError::Conflict(_)) => eprintln!("merchant {}: closed by another batch at the same time; left to it", one.0),
+                    Err(StoreError::Conflict(_)) => {
+                        clashed = true;
+                        eprintln!("merchant {}: closed by another batch at the same time; left to it", one.0)
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -191,7 +206,7 @@ async fn write_statements(st: &Store, h: &mut History, per_merchant: Vec<(Mercha
             h.statements.insert((m.clone(), s.period_start), s);
         }
     }
-    Ok(n)
+    Ok((n, clashed))
 }
 
 async fn issue_notices(st: &Store, cfg: &Config, h: &History, args: &SettleArgs) -> Result<u64, AppError> {
