@@ -236,7 +236,35 @@ async fn issue_notices(st: &Store, cfg: &Config, h: &History, args: &SettleArgs)
         progress.inc(1);
     }
     progress.finish();
+    n += requeue_unqueued(st, h, args, enc).await?;
     Ok(n)
+}
+
+/// Notices recorded as issued whose payout is still to come but which are not in
+/// the outbox (queued and recorded are two writes): queued again, from the
+/// recorded document, so every issued notice is mailed. Returns 0: nothing new
+/// is issued.
+async fn requeue_unqueued(st: &Store, h: &History, args: &SettleArgs, enc: notices::ZipEncryption) -> Result<u64, AppError> {
+    let queued = st.outbox_notice_nos().await?;
+    for n in h.notices.values().filter_map(|v| v.last()) {
+        if n.payout_date < args.through || queued.contains(&n.notice_no) || args.shard.is_some_and(|k| !k.contains(&n.merchant_id)) {
+            continue;
+        }
+        let pdf = notices::render_pdf(&n.document).map_err(|e| refused(format!("notice {}: {e}", n.notice_no)))?;
+        if notices::sha256_hex(&pdf) != n.pdf_sha256 {
+            return Err(AppError::Invariant(format!("notice {} no longer renders to its recorded PDF", n.notice_no)));
+        }
+        let password = st
+            .secret(n.merchant_id.as_str())
+            .await?
+            .ok_or_else(|| refused(format!("merchant {} has no notice password", n.merchant_id)))?;
+        let zip = notices::pack_zip(&n.notice_no, &pdf, &password, enc).map_err(|e| refused(format!("notice {}: {e}", n.notice_no)))?;
+        let email = h.ledger.contract(&n.merchant_id).map(|c| c.email.clone()).unwrap_or_default();
+        st.outbox_put(&n.notice_no, n.merchant_id.as_str(), &email, &n.payout_date.to_string(), &zip)
+            .await?;
+        eprintln!("notice {}: was recorded but not queued for mail; queued now", n.notice_no);
+    }
+    Ok(0)
 }
 
 /// The transfers of one payout date, ordered by merchant id.

@@ -73,9 +73,9 @@ pub fn document_for(st: &StatementClosed, contract: &MerchantContract, bank: &Pa
 // only rename them.
 #[allow(clippy::too_many_arguments)]
 /// Renders and packs one revision, writes `{dir}/{notice_no}.zip`, records the
-/// `NoticeIssued` event and queues the mail. The file is written first: a crash
-/// before the event leaves a file the next run rewrites, never an event without
-/// its file.
+/// `NoticeIssued` event and queues the mail. The file and the mail are written
+/// first: a crash before the event leaves a file and a queued mail the next run
+/// rewrites, never an event without its file or its mail.
 pub async fn issue(
     stx: &Store,
     dir: &Path,
@@ -115,9 +115,12 @@ pub async fn issue(
         event_version: "1.0",
         payload: serde_json::to_value(&issued).expect("notice serialises"),
     };
-    stx.append(&[ev], &[], &StreamGuard::default()).await?;
+    // Queued before it is recorded: a crash in between leaves a queued notice
+    // that `send` holds back until the event exists, never a recorded notice
+    // that is never mailed. The re-run re-queues it with its own ZIP.
     stx.outbox_put(&issued.notice_no, st.merchant_id.as_str(), email, &st.payout_date.to_string(), &zip)
         .await?;
+    stx.append(&[ev], &[], &StreamGuard::default()).await?;
     Ok(issued)
 }
 
@@ -243,7 +246,15 @@ pub async fn send(st: &Store, cfg: &Config, smtp: &str) -> Result<(), AppError> 
     notices::mail::parse_smtp_url(smtp).map_err(|e| refused(format!("--smtp: {e}")))?;
     let h = History::load(st, false, None, None).await?;
     let (mut sent, mut failed) = (0u64, 0u64);
+    let recorded: std::collections::HashSet<&str> = h.notices.values().flatten().map(|n| n.notice_no.as_str()).collect();
     for item in st.outbox_pending().await? {
+        if !recorded.contains(item.notice_no.as_str()) {
+            eprintln!(
+                "notice {}: queued but not recorded as issued (an interrupted batch); held back until the next settle issues it",
+                item.notice_no
+            );
+            continue;
+        }
         let merchant_name = MerchantId::parse(&item.merchant_id)
             .ok()
             .and_then(|m| h.ledger.contract(&m).map(|c| c.name.clone()))

@@ -8,6 +8,10 @@
 //!
 //! The history has about 1,200 merchants so that the batch writes its statements
 //! in several chunks and the processes overlap for seconds.
+//!
+//! Interleavings that timing alone rarely produces are lined up instead: a psql
+//! session holds the log lock every writer takes, the processes queue behind it
+//! in a chosen order (PostgreSQL grants waiters in order), then it lets go.
 mod common;
 use common::*;
 
@@ -244,6 +248,41 @@ impl Outcome {
     }
 }
 
+/// Every notice file in the folder is a ZIP holding `{notice_no}.pdf`, which
+/// opens with the merchant's password and is the PDF recorded as issued.
+fn assert_notice_files_open(s: &TestStore, merchants_csv: &str, what: &str) {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let passwords: BTreeMap<String, String> = merchants_csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_string(), f[15].to_string())
+        })
+        .collect();
+    let recorded: BTreeMap<String, String> = query(s, &format!("SELECT {}, {} FROM events WHERE aggregate_type = 'Notice'", field(s.kind, &["notice_no"]), field(s.kind, &["pdf_sha256"])))
+        .into_iter()
+        .map(|r| {
+            let (a, b) = r.split_once('|').unwrap();
+            (a.to_string(), b.to_string())
+        })
+        .collect();
+    for (name, bytes) in files(&s.path().join("notices")) {
+        let notice = name.strip_suffix(".zip").unwrap_or_else(|| panic!("{what}: a stray file in the notices folder: {name}"));
+        let mut a = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap_or_else(|e| panic!("{what}: {name} is not a ZIP: {e}"));
+        let names: Vec<String> = a.file_names().map(|n| n.expect("a readable entry name").to_string()).collect();
+        assert_eq!(names, [format!("{notice}.pdf")], "{what}: {name}");
+        let pw = &passwords[&notice[..9]];
+        let mut pdf = Vec::new();
+        a.by_name_decrypt(&format!("{notice}.pdf"), pw.as_bytes())
+            .unwrap_or_else(|e| panic!("{what}: {name} does not open with its password: {e}"))
+            .read_to_end(&mut pdf)
+            .unwrap_or_else(|e| panic!("{what}: {name}: {e}"));
+        assert_eq!(hex::encode(Sha256::digest(&pdf)), recorded[notice], "{what}: the PDF in {name} is not the one recorded as issued");
+    }
+}
+
 /// No statement closed twice, and the audit replay agrees with what is recorded.
 fn assert_sound(s: &TestStore, what: &str) {
     let k = s.kind;
@@ -256,7 +295,7 @@ fn assert_sound(s: &TestStore, what: &str) {
     );
     assert!(dupes.is_empty(), "{what}: statements closed twice: {dupes:?}");
     let o = s.run(&["audit", "replay"]);
-    assert_eq!(o.status.code(), Some(0), "{what}: audit replay:\n{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{what}: audit replay:\n{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
 }
 
 fn ingested(kind: Kind, merchants: &str, events: &str) -> TestStore {
@@ -316,6 +355,7 @@ fn settles_started_at_once_close_every_statement_once_and_equal_one_run() {
         assert_sound(&s, &what);
         assert_eq!(statements_recorded(&s), want.statements.lines().count() - 1, "{what}: StatementClosed rows vs statements of one run");
         Outcome::of(&s).assert_same(want, &what);
+        assert_notice_files_open(&s, &m, &what);
         let closed: Vec<u64> = outs
             .iter()
             .map(|o| {
@@ -348,5 +388,179 @@ fn two_shards_at_once_then_an_unsharded_run_equal_one_unsharded_run() {
         let what = format!("round {round}: shards 1/2 and 2/2 at once, then unsharded");
         assert_sound(&s, &what);
         Outcome::of(&s).assert_same(want, &what);
+        assert_notice_files_open(&s, &m, &what);
     }
+}
+
+/// The night before: every statement of the history closed by a run through
+/// 2019-12-13, so the notices of 2019-12-14 and the transfer files of
+/// 2019-12-16 and later are due on the night both processes run.
+const EVE: &str = "2019-12-13";
+
+/// One run through `EVE`, then one through `THROUGH`, on a fresh store.
+fn reference_two_nights() -> &'static Outcome {
+    static R: OnceLock<Outcome> = OnceLock::new();
+    R.get_or_init(|| {
+        let (m, e) = history();
+        let s = ingested(Kind::Postgres, &m, &e);
+        s.ok(&["settle", "--through", EVE]);
+        s.ok(&["settle", "--through", THROUGH]);
+        assert_sound(&s, "two nights");
+        Outcome::of(&s)
+    })
+}
+
+/// Both processes know the same statements, so both try to issue the same
+/// notices and write the same transfer files at the same moment, into the same
+/// folders: each notice is issued once, every file is whole, both runs succeed.
+#[test]
+fn settles_started_at_once_on_a_night_of_notices_issue_each_once() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let want = reference_two_nights();
+    let (m, e) = history();
+    let settle: &[&str] = &["settle", "--through", THROUGH];
+    for round in 0..2 {
+        let s = ingested(Kind::Postgres, &m, &e);
+        s.ok(&["settle", "--through", EVE]);
+        let runs = vec![settle; 2];
+        let outs = all_at_once(&s, &runs);
+        assert_all_ok(&outs, &runs);
+        let what = format!("round {round}: two settles at once on the night of notices");
+        Outcome::of(&s).assert_same(want, &what);
+        assert_notice_files_open(&s, &m, &what);
+        assert_sound(&s, &what);
+        let issued: Vec<String> = outs.iter().map(|o| String::from_utf8_lossy(&o.stderr).lines().filter(|l| l.starts_with("settle through")).collect()).collect();
+        eprintln!("{what}: {issued:?}");
+    }
+}
+
+/// The advisory lock every writer of the PostgreSQL log takes
+/// (`LOG_LOCK` in bin/store/pg.rs): held here to line the processes up.
+const LOG_LOCK: i64 = 7_261_001;
+
+/// Holds the log lock from a psql session until dropped.
+struct LogLockHeld(std::process::Child);
+
+impl LogLockHeld {
+    fn take(s: &TestStore) -> LogLockHeld {
+        use std::io::{BufRead, BufReader, Write};
+        let db = s.url.rsplit('/').next().unwrap();
+        let mut c = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", db, "-At", "-v", "ON_ERROR_STOP=1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("psql runs");
+        writeln!(c.stdin.as_mut().unwrap(), "SELECT 'held' FROM (SELECT pg_advisory_lock({LOG_LOCK})) x;").unwrap();
+        let mut line = String::new();
+        BufReader::new(c.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "held");
+        LogLockHeld(c)
+    }
+}
+
+impl Drop for LogLockHeld {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take()); // psql ends, the session's lock goes with it
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until `n` sessions wait for the log lock (the processes started so far
+/// are blocked on their first write), failing if one of them ended instead.
+fn wait_for_waiters(s: &TestStore, n: usize, started: &mut [std::process::Child]) {
+    let sql = format!("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = {LOG_LOCK} AND NOT granted");
+    for _ in 0..1200 {
+        if query(s, &sql)[0].parse::<usize>().unwrap() >= n {
+            return;
+        }
+        for c in started.iter_mut() {
+            if let Some(st) = c.try_wait().unwrap() {
+                panic!("a settle ended ({st:?}) before it reached its first write");
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{n} writers never queued for the log lock {LOG_LOCK} (was it renamed?)");
+}
+
+/// A shard worker and the unsharded run of the same night overlap: the worker
+/// records its statements first, the unsharded run finds those merchants taken
+/// ("left to it") and closes the others; it is also the one that writes the bank
+/// transfer file, which must pay EVERY statement of the payout date, not only
+/// those this process closed itself. The order of the two writes is fixed by
+/// queueing both behind the log lock, worker first (PostgreSQL grants waiters
+/// in order).
+#[test]
+fn the_transfer_file_pays_every_statement_when_a_shard_worker_overlaps_the_unsharded_run() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    // Three merchants in each shard of 2 (FNV-1a of the id): 100000062/64/66 in
+    // 1/2, 100000061/63/65 in 2/2. One VISA sale of 10000 each, 2019-10-02:
+    // fee 324, fee tax round_half_up(324 / 54) = 6, payout 9676 − 6 − 180 − 18 = 9472
+    // on 2019-10-31 (notice 2019-10-29).
+    let mut m = format!("{MERCHANTS_HEADER}\n");
+    let mut e = format!("{EVENTS_HEADER}\n");
+    for i in 61..=66 {
+        m.push_str(&format!("1000000{i},テスト商店{i},担当 太郎,m{i}@example.jp,0010,りそな銀行,101,大阪営業部,普通,12345{i},テスト,3.24,3.24,3.24,inclusive-8,1234567{i},リソナ,オオサカ\n"));
+        e.push_str(&format!("s{i},sale,ts{i},1000000{i},2019-10-02T10:00:00+09:00,VISA,10000,tok_{i},,\n"));
+    }
+    let through = "2019-10-31";
+    let clean = ingested(Kind::Postgres, &m, &e);
+    clean.ok(&["settle", "--through", through]);
+    let want_payouts = clean.ok(&["payouts", "export", "--date", through]);
+    assert_eq!(want_payouts.lines().count(), 7, "six transfers of 9472: {want_payouts}");
+
+    let s = ingested(Kind::Postgres, &m, &e);
+    let lock = LogLockHeld::take(&s);
+    let mut started = Vec::new();
+    let spawn = |args: &[&str]| s.cmd(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("upay starts");
+    started.push(spawn(&["settle", "--through", through, "--shard", "1/2"]));
+    wait_for_waiters(&s, 1, &mut started);
+    started.push(spawn(&["settle", "--through", through]));
+    wait_for_waiters(&s, 2, &mut started);
+    drop(lock);
+    let outs: Vec<Output> = started.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    for o in &outs {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let unsharded_err = String::from_utf8_lossy(&outs[1].stderr).into_owned();
+    assert!(unsharded_err.contains("left to it"), "the worker wrote first, as lined up: {unsharded_err}");
+    // Every statement closed once, as in a single run.
+    assert_eq!(s.ok(&["statements", "export"]), clean.ok(&["statements", "export"]));
+    // The transfer file pays all six.
+    let got_payouts = s.ok(&["payouts", "export", "--date", through]);
+    assert_eq!(got_payouts, want_payouts, "the transfer file of {through} leaves out the statements the shard worker closed");
+    assert_eq!(files(&s.path().join("transfers")), files(&clean.path().join("transfers")), "zengin-20191031.txt differs from a single run's");
+    assert_sound(&s, "shard worker overlapping the unsharded run");
+}
+
+/// An event recorded while the batch computes, dated inside the cycle the batch
+/// is closing, is never lost: lined up so that the ingest commits after the
+/// batch read the log but before it writes (the ingest queues for the log lock
+/// first), it must end up on a statement — the one being closed, if the batch
+/// reads again, or the next one as a late event — and the audit agrees.
+#[test]
+fn an_event_recorded_while_the_batch_computes_is_never_lost() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let m = format!("{MERCHANTS_HEADER}\n100000071,テスト商店,担当 太郎,m@example.jp,0010,りそな銀行,101,大阪営業部,普通,1234567,テスト,3.24,3.24,3.24,inclusive-8,123456789,リソナ,オオサカ\n");
+    let e = format!("{EVENTS_HEADER}\nw1,sale,tw1,100000071,2019-10-02T10:00:00+09:00,VISA,10000,tok_w1,,\n");
+    let late = format!("{EVENTS_HEADER}\nw2,sale,tw2,100000071,2019-10-05T10:00:00+09:00,VISA,2000,tok_w2,,\n");
+    let s = ingested(Kind::Postgres, &m, &e);
+    let p = s.write("late.csv", &late);
+    let lock = LogLockHeld::take(&s);
+    let mut started = Vec::new();
+    started.push(s.cmd(&["ingest", "events", p.to_str().unwrap()]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap());
+    wait_for_waiters(&s, 1, &mut started);
+    started.push(s.cmd(&["settle", "--through", "2019-10-15"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap());
+    wait_for_waiters(&s, 2, &mut started);
+    drop(lock);
+    for c in started {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    s.ok(&["settle", "--through", "2019-10-31"]);
+    let csv = s.ok(&["statements", "export"]);
+    let sales: i64 = csv.lines().skip(1).map(|l| l.split(',').nth(7).unwrap().parse::<i64>().unwrap()).sum();
+    assert_eq!(sales, 12_000, "both sales are on a statement:\n{csv}");
+    assert_sound(&s, "an ingest committed while the batch computed");
 }

@@ -345,7 +345,7 @@ fn run_scenario(kind: Kind, name: &str) -> TestStore {
         }
     }
     let o = s.run(&["audit", "replay"]);
-    assert_eq!(o.status.code(), Some(0), "{name} ({kind:?}): audit replay:\n{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{name} ({kind:?}): audit replay:\n{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     s
 }
 
@@ -688,4 +688,11 @@ period_start,period_end,payout_date,notice_date
     assert!(lines[1].starts_with("2028-01-01,2028-01-15,") && lines[4].starts_with("2028-02-16,2028-02-29,"), "{out}");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("2028"), "the first provisional year is named on stderr: {err}");
+}
+
+#[test]
+fn a_late_sale_cancelled_after_its_cycle_closed_is_taken_back_at_the_rate_it_was_settled_at() {
+    for kind in KINDS {
+        run_scenario(kind, "late_sale_cancelled_later");
+    }
 }

@@ -277,9 +277,10 @@ impl Store {
         Ok(())
     }
 
-    /// Queues a notice for delivery (once: a notice already queued stays as it is).
+    /// Queues a notice for delivery. Queued again before it was sent (a re-run
+    /// after a crash), the newer ZIP replaces the older; once sent it stays.
     pub async fn outbox_put(&self, notice_no: &str, merchant_id: &str, email: &str, payout_date: &str, zip: &[u8]) -> Result<(), StoreError> {
-        let sql = "INSERT INTO notice_outbox (notice_no, merchant_id, email, payout_date, zip) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (notice_no) DO NOTHING";
+        let sql = "INSERT INTO notice_outbox (notice_no, merchant_id, email, payout_date, zip) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (notice_no) DO UPDATE SET zip = excluded.zip, email = excluded.email, payout_date = excluded.payout_date WHERE notice_outbox.sent_at IS NULL";
         match self {
             Store::Pg(p) => {
                 sqlx::query(sql)
@@ -303,6 +304,16 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Every notice number the outbox holds, sent or not.
+    pub async fn outbox_notice_nos(&self) -> Result<std::collections::HashSet<String>, StoreError> {
+        let sql = "SELECT notice_no FROM notice_outbox";
+        let v: Vec<String> = match self {
+            Store::Pg(p) => sqlx::query_scalar(sql).fetch_all(p).await?,
+            Store::Lite(p) => sqlx::query_scalar(sql).fetch_all(p).await?,
+        };
+        Ok(v.into_iter().collect())
     }
 
     pub async fn outbox_pending(&self) -> Result<Vec<OutboxItem>, StoreError> {

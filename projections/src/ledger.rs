@@ -228,7 +228,11 @@ impl Ledger {
                         cycle,
                     },
                 );
+                if late {
+                    self.late_sales.insert(txn.clone(), cycle);
+                }
                 let bucket = self.books[b as usize].open.entry(cycle).or_default();
+                bucket.sale_ids.push(txn.clone());
                 let g = &mut bucket.groups[group.index()];
                 g.count += 1;
                 g.sales += amount;
