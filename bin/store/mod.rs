@@ -124,6 +124,65 @@ pub struct ChainFields<'a> {
     pub payload_canonical: &'a str,
 }
 
+/// The end of the hash chain while a write (under the log lock) extends it.
+pub(crate) struct Head {
+    pub position: i64,
+    pub hash: String,
+}
+
+/// A new row numbered and chained: the event, its position, its canonical
+/// payload and its hash.
+pub(crate) type ChainedRow<'a> = (&'a NewEvent, i64, String, String);
+
+impl Head {
+    /// Chains a row written without a hash; only merchant imports (the
+    /// postgres-es / sqlite-es path) leave such rows, anything else was put
+    /// there by hand and stops the writer.
+    pub(crate) fn seal(&mut self, r: &RecordedEvent) -> Result<String, StoreError> {
+        if r.aggregate_type != "Merchant" {
+            return Err(StoreError::Corrupt(format!(
+                "row at position {} ({} {}) was written without a hash outside upay's writers; run `upay audit replay`",
+                r.position, r.aggregate_type, r.aggregate_id
+            )));
+        }
+        if r.position <= self.position {
+            return Err(StoreError::Corrupt(format!(
+                "unsealed row at position {} behind the sealed head {}",
+                r.position, self.position
+            )));
+        }
+        let h = r.expected_hash(&self.hash)?;
+        self.position = r.position;
+        self.hash = h.clone();
+        Ok(h)
+    }
+
+    /// Numbers new rows from `first` and chains them after the head.
+    pub(crate) fn chain<'a>(&mut self, events: &'a [NewEvent], first: i64) -> Vec<ChainedRow<'a>> {
+        let mut rows = Vec::with_capacity(events.len());
+        for (i, e) in events.iter().enumerate() {
+            let pos = first + i as i64;
+            let canon = canonical_json(&e.payload);
+            let h = chain_hash(
+                &self.hash,
+                pos,
+                &ChainFields {
+                    aggregate_type: e.aggregate_type,
+                    aggregate_id: &e.aggregate_id,
+                    sequence: e.sequence,
+                    event_type: &e.event_type,
+                    event_version: e.event_version,
+                    payload_canonical: &canon,
+                },
+            );
+            self.hash = h.clone();
+            self.position = pos;
+            rows.push((e, pos, canon, h));
+        }
+        rows
+    }
+}
+
 impl RecordedEvent {
     pub fn payload_json(&self) -> Result<serde_json::Value, StoreError> {
         serde_json::from_str(&self.payload).map_err(|e| StoreError::Corrupt(format!("position {}: payload is not JSON: {e}", self.position)))

@@ -7,7 +7,7 @@ use futures::TryStreamExt;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 
-use super::{canonical_json, chain_hash, ChainFields, NewEvent, NewInput, RecordedEvent, StoreError, StreamGuard, CHAIN_GENESIS};
+use super::{Head, NewEvent, NewInput, RecordedEvent, StoreError, StreamGuard, CHAIN_GENESIS};
 
 const SCHEMA: &str = include_str!("../migrations/postgres.sql");
 /// The advisory lock every writer of the events table holds until commit.
@@ -163,7 +163,7 @@ pub async fn append(pool: &PgPool, events: &[NewEvent], inputs: &[NewInput], gua
         }
     }
     // Seal what other paths wrote (rare: merchant imports through postgres-es).
-    let (mut head_pos, mut head_hash): (i64, String) = sqlx::query_as("SELECT position, hash FROM log_head WHERE id = 1")
+    let (head_pos, head_hash): (i64, String) = sqlx::query_as("SELECT position, hash FROM log_head WHERE id = 1")
         .fetch_optional(&mut *tx)
         .await?
         .unwrap_or((0, CHAIN_GENESIS.to_string()));
@@ -172,29 +172,17 @@ pub async fn append(pool: &PgPool, events: &[NewEvent], inputs: &[NewInput], gua
     ))
     .fetch_all(&mut *tx)
     .await?;
+    let mut head = Head {
+        position: head_pos,
+        hash: head_hash,
+    };
     for r in unsealed.iter().map(row_to_event) {
-        if r.aggregate_type != "Merchant" {
-            // Only merchant imports (the postgres-es / sqlite-es path) write
-            // rows without a hash; anything else was put there by hand.
-            return Err(StoreError::Corrupt(format!(
-                "row at position {} ({} {}) was written without a hash outside upay's writers; run `upay audit replay`",
-                r.position, r.aggregate_type, r.aggregate_id
-            )));
-        }
-        if r.position <= head_pos {
-            return Err(StoreError::Corrupt(format!(
-                "unsealed row at position {} behind the sealed head {head_pos}",
-                r.position
-            )));
-        }
-        let h = r.expected_hash(&head_hash)?;
+        let h = head.seal(&r)?;
         sqlx::query("UPDATE events SET chain_hash = $1 WHERE global_position = $2")
             .bind(&h)
             .bind(r.position)
             .execute(&mut *tx)
             .await?;
-        head_pos = r.position;
-        head_hash = h;
     }
     if !events.is_empty() {
         let n = i64::try_from(events.len()).expect("batch fits i64");
@@ -203,26 +191,7 @@ pub async fn append(pool: &PgPool, events: &[NewEvent], inputs: &[NewInput], gua
             .bind(first + n - 1)
             .execute(&mut *tx)
             .await?;
-        let mut rows = Vec::with_capacity(events.len());
-        for (i, e) in events.iter().enumerate() {
-            let pos = first + i as i64;
-            let canon = canonical_json(&e.payload);
-            let h = chain_hash(
-                &head_hash,
-                pos,
-                &ChainFields {
-                    aggregate_type: e.aggregate_type,
-                    aggregate_id: &e.aggregate_id,
-                    sequence: e.sequence,
-                    event_type: &e.event_type,
-                    event_version: e.event_version,
-                    payload_canonical: &canon,
-                },
-            );
-            head_hash = h.clone();
-            head_pos = pos;
-            rows.push((e, pos, canon, h));
-        }
+        let rows = head.chain(events, first);
         // COPY: several times faster than multi-row INSERTs. It fires the same
         // statement trigger (the log lock is already held).
         let mut buf = String::with_capacity(rows.len() * 256);
@@ -258,7 +227,7 @@ pub async fn append(pool: &PgPool, events: &[NewEvent], inputs: &[NewInput], gua
     }
     if !inputs.is_empty() {
         let mut buf = String::with_capacity(inputs.len() * 96);
-        let pos = head_pos.to_string();
+        let pos = head.position.to_string();
         for i in inputs {
             for (k, field) in [&i.event_id, &i.digest, &i.outcome, &pos].iter().enumerate() {
                 if k > 0 {
@@ -275,8 +244,8 @@ pub async fn append(pool: &PgPool, events: &[NewEvent], inputs: &[NewInput], gua
     sqlx::query(
         "INSERT INTO log_head (id, position, hash) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET position = excluded.position, hash = excluded.hash",
     )
-    .bind(head_pos)
-    .bind(&head_hash)
+    .bind(head.position)
+    .bind(&head.hash)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -10,7 +10,7 @@ use futures::TryStreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
-use super::{canonical_json, chain_hash, ChainFields, NewEvent, NewInput, RecordedEvent, StoreError, StreamGuard, CHAIN_GENESIS};
+use super::{Head, NewEvent, NewInput, RecordedEvent, StoreError, StreamGuard, CHAIN_GENESIS};
 
 const SCHEMA: &str = include_str!("../migrations/sqlite.sql");
 /// SQLite allows at most 32,766 bound values a statement: 10 columns a row.
@@ -147,7 +147,7 @@ pub async fn append(pool: &SqlitePool, events: &[NewEvent], inputs: &[NewInput],
             return Err(StoreError::Conflict(format!("{ty}/{id}")));
         }
     }
-    let (mut head_pos, mut head_hash): (i64, String) = sqlx::query_as("SELECT position, hash FROM log_head WHERE id = 1")
+    let (head_pos, head_hash): (i64, String) = sqlx::query_as("SELECT position, hash FROM log_head WHERE id = 1")
         .fetch_optional(&mut *tx)
         .await?
         .unwrap_or((0, CHAIN_GENESIS.to_string()));
@@ -156,54 +156,23 @@ pub async fn append(pool: &SqlitePool, events: &[NewEvent], inputs: &[NewInput],
     ))
     .fetch_all(&mut *tx)
     .await?;
+    let mut head = Head {
+        position: head_pos,
+        hash: head_hash,
+    };
     for r in unsealed.iter().map(row_to_event) {
-        if r.aggregate_type != "Merchant" {
-            // Only merchant imports (the postgres-es / sqlite-es path) write
-            // rows without a hash; anything else was put there by hand.
-            return Err(StoreError::Corrupt(format!(
-                "row at position {} ({} {}) was written without a hash outside upay's writers; run `upay audit replay`",
-                r.position, r.aggregate_type, r.aggregate_id
-            )));
-        }
-        if r.position <= head_pos {
-            return Err(StoreError::Corrupt(format!(
-                "unsealed row at position {} behind the sealed head {head_pos}",
-                r.position
-            )));
-        }
-        let h = r.expected_hash(&head_hash)?;
+        let h = head.seal(&r)?;
         sqlx::query("UPDATE events SET chain_hash = ?1 WHERE global_position = ?2")
             .bind(&h)
             .bind(r.position)
             .execute(&mut *tx)
             .await?;
-        head_pos = r.position;
-        head_hash = h;
     }
     if !events.is_empty() {
         let first: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(global_position), 0) + 1 FROM events")
             .fetch_one(&mut *tx)
             .await?;
-        let mut rows = Vec::with_capacity(events.len());
-        for (i, e) in events.iter().enumerate() {
-            let pos = first + i as i64;
-            let canon = canonical_json(&e.payload);
-            let h = chain_hash(
-                &head_hash,
-                pos,
-                &ChainFields {
-                    aggregate_type: e.aggregate_type,
-                    aggregate_id: &e.aggregate_id,
-                    sequence: e.sequence,
-                    event_type: &e.event_type,
-                    event_version: e.event_version,
-                    payload_canonical: &canon,
-                },
-            );
-            head_hash = h.clone();
-            head_pos = pos;
-            rows.push((e, pos, canon, h));
-        }
+        let rows = head.chain(events, first);
         for chunk in rows.chunks(LITE_INSERT_ROWS_MAX) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, global_position, chain_hash) ",
@@ -225,15 +194,15 @@ pub async fn append(pool: &SqlitePool, events: &[NewEvent], inputs: &[NewInput],
     for chunk in inputs.chunks(LITE_INSERT_ROWS_MAX) {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO inputs (event_id, digest, outcome, global_position) ");
         qb.push_values(chunk, |mut b, i| {
-            b.push_bind(&i.event_id).push_bind(&i.digest).push_bind(&i.outcome).push_bind(head_pos);
+            b.push_bind(&i.event_id).push_bind(&i.digest).push_bind(&i.outcome).push_bind(head.position);
         });
         qb.build().execute(&mut *tx).await.map_err(conflict)?;
     }
     sqlx::query(
         "INSERT INTO log_head (id, position, hash) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET position = excluded.position, hash = excluded.hash",
     )
-    .bind(head_pos)
-    .bind(&head_hash)
+    .bind(head.position)
+    .bind(&head.hash)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
