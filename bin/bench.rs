@@ -250,6 +250,7 @@ fn line(label: &str, n: u64, secs: f64) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    upay::app::init_tracing();
     let o = parse_opts();
     let start = NaiveDate::from_ymd_opt(2024, 1, 1).expect("date");
     let dir = tempfile_dir();
