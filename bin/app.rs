@@ -33,8 +33,12 @@ pub fn refused(msg: impl Into<String>) -> AppError {
     AppError::Refused(msg.into())
 }
 
+/// Warnings and errors; sqlx's notes on slow statements are left out (a batch
+/// that reads a year of history runs long statements by design).
+const DEFAULT_LOG: &str = "warn,sqlx::query=error";
+
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("UPAY_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("UPAY_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -61,13 +65,16 @@ pub async fn run(cli: Cli) -> Result<u8, AppError> {
             let rows = crate::csvin::read_table(&file, encoding)?;
             let parsed = crate::ingest::parse_merchants(&file, &rows)?;
             let st = open_store(&store).await?;
-            crate::ingest::record_merchants(&st, parsed).await.map(|_| 0)
+            let (new, changed, unchanged) = crate::ingest::record_merchants(&st, parsed).await?;
+            eprintln!("merchants: {new} new, {changed} changed, {unchanged} unchanged");
+            Ok(0)
         }
         Command::Ingest(IngestCmd::Events { file, encoding }) => {
             let rows = crate::csvin::read_table(&file, encoding)?;
             let parsed = crate::ingest::parse_events(&file, &rows)?;
             let st = open_store(&store).await?;
-            crate::ingest::record_events(&st, &file, parsed).await.map(|_| 0)
+            eprintln!("{}", crate::ingest::record_events(&st, &file, parsed).await?);
+            Ok(0)
         }
         Command::Refusals(RefusalsCmd::Export(a)) => {
             let st = open_store(&store).await?;
@@ -76,7 +83,8 @@ pub async fn run(cli: Cli) -> Result<u8, AppError> {
         Command::Settle(args) => {
             let cfg = Config::load(config.as_deref())?;
             let st = open_store(&store).await?;
-            crate::batch::settle(&st, &cfg, &args).await.map(|_| 0)
+            eprintln!("{}", crate::batch::settle(&st, &cfg, &args).await?.report(&args));
+            Ok(0)
         }
         Command::Statements(StatementsCmd::Export { export, bom }) => {
             let st = open_store(&store).await?;

@@ -7,12 +7,24 @@ use domain::BrandGroup;
 use payout::zengin;
 
 use crate::app::AppError;
-use crate::fold::{Finding, History};
-use crate::store::Store;
+use crate::fold::{Finding, History, HistorySnapshot, CHECKPOINT_FORMAT, CHECKPOINT_NAME};
+use crate::store::{Checkpoint, Store};
 
 pub async fn replay(st: &Store, as_of: Option<DateTime<Utc>>) -> Result<u8, AppError> {
-    let h = History::load(st, true, as_of, None).await?;
+    // The batch's checkpoint is checked too: it must be the fold of the log up
+    // to its position, or the next night would build on something else.
+    let checkpoint = match as_of {
+        None => st.checkpoint_load(CHECKPOINT_NAME).await?,
+        Some(_) => None,
+    };
+    let h = match &checkpoint {
+        Some(c) => History::load_with_snapshot(st, c.position).await?,
+        None => History::load(st, true, as_of, None).await?,
+    };
     let mut findings: Vec<Finding> = h.findings.clone();
+    if let Some(c) = &checkpoint {
+        findings.extend(check_checkpoint(c, h.snapshot_taken.as_ref()));
+    }
     for a in &h.ledger.anomalies {
         findings.push(Finding {
             place: a.clone(),
@@ -154,4 +166,36 @@ pub async fn replay(st: &Store, as_of: Option<DateTime<Utc>>) -> Result<u8, AppE
         findings.len()
     );
     Ok(if findings.is_empty() { 0 } else { 1 })
+}
+
+/// What is wrong with the stored checkpoint, given the audit's own snapshot of
+/// the history at its position (None: the fold never reached that position).
+fn check_checkpoint(c: &Checkpoint, fresh: Option<&Option<HistorySnapshot>>) -> Option<Finding> {
+    let finding = |recomputed: String| Finding {
+        place: format!("checkpoint at position {}", c.position),
+        field: "checkpoint".into(),
+        recorded: format!("{} bytes", c.data.len()),
+        recomputed,
+    };
+    if c.stored_hash != c.current_hash {
+        return Some(finding("taken after a row that has since changed or gone: the next batch ignores it".into()));
+    }
+    #[derive(serde::Deserialize)]
+    struct Layout {
+        format: u32,
+    }
+    if serde_json::from_str::<Layout>(&c.data).is_ok_and(|l| l.format != CHECKPOINT_FORMAT) {
+        // Written by another version of upay: the next batch ignores it.
+        return None;
+    }
+    let stored: Result<HistorySnapshot, _> = serde_json::from_str(&c.data);
+    match (fresh, stored) {
+        (None, _) => Some(finding("the log has no row at its position".into())),
+        (Some(None), _) => Some(finding("the log up to it holds events the settlement cannot place".into())),
+        (_, Err(e)) => Some(finding(format!("unreadable ({e}): the next batch ignores it"))),
+        (Some(Some(fresh)), Ok(stored)) if *fresh == stored => None,
+        (Some(Some(_)), Ok(_)) => Some(finding(
+            "differs from the fold of the log up to its position: the next batch would build on it; delete it (DELETE FROM checkpoints) and settle again".into(),
+        )),
+    }
 }

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use domain::{MerchantId, Yen};
+use domain::MerchantId;
 use payout::cycle::Cycle;
 use payout::zengin::{self, Transfer};
 use projections::{RunCompleted, SettlementEvent, StatementClosed};
@@ -16,9 +16,9 @@ use projections::{RunCompleted, SettlementEvent, StatementClosed};
 use crate::app::{refused, write_atomic, AppError};
 use crate::cli::SettleArgs;
 use crate::config::Config;
-use crate::fold::{notice_stream, History, TransferFileWritten, SETTLEMENT, SETTLEMENT_RUN, TRANSFER_FILE};
+use crate::fold::{notice_stream, Conservation, History, HistorySnapshot, TransferFileWritten, CHECKPOINT_NAME, SETTLEMENT, SETTLEMENT_RUN, TRANSFER_FILE};
 use crate::notice_cmd::{document_for, issue, zip_encryption};
-use crate::store::{NewEvent, Store, StoreError, StreamGuard};
+use crate::store::{NewEvent, Read, Store, StoreError, StreamGuard};
 
 /// Merchants whose statements are written per transaction.
 pub const SETTLE_CHUNK_MERCHANTS_MAX: usize = 500;
@@ -27,6 +27,20 @@ pub struct SettleSummary {
     pub statements: u64,
     pub notices: u64,
     pub transfer_files: u64,
+}
+
+impl SettleSummary {
+    /// The line `settle` prints on stderr.
+    pub fn report(&self, args: &SettleArgs) -> String {
+        format!(
+            "settle through {}{}: {} statements closed, {} notices issued, {} transfer files written",
+            args.through,
+            args.shard.map_or(String::new(), |s| format!(" (shard {s})")),
+            self.statements,
+            self.notices,
+            self.transfer_files
+        )
+    }
 }
 
 /// How often the batch starts over when events arrive while it computes.
@@ -46,7 +60,21 @@ pub async fn settle(st: &Store, cfg: &Config, args: &SettleArgs) -> Result<Settl
 }
 
 async fn settle_once(st: &Store, cfg: &Config, args: &SettleArgs) -> Result<SettleSummary, AppError> {
-    let mut h = History::load(st, false, None, None).await?;
+    let t0 = std::time::Instant::now();
+    let (mut h, checkpoint) = History::for_batch(st).await?;
+    tracing::debug!(
+        "settle: folded {} events after position {checkpoint} in {:?}",
+        h.events_read,
+        t0.elapsed()
+    );
+    if let Some(a) = h.ledger.anomalies.first() {
+        return Err(AppError::Invariant(format!(
+            "the log holds an event the settlement cannot place ({a}); nothing closed, run `upay audit replay`"
+        )));
+    }
+    // The history as read, before anything is closed: a function of the log up
+    // to its last position alone, which the next checkpoint continues from.
+    let as_read = h.snapshot();
     let target = Cycle::last_ended_by(args.through);
     let due = h.ledger.merchants_due(target, args.shard);
     let progress = crate::output::Progress::new("settle", due.len() as u64);
@@ -70,6 +98,7 @@ async fn settle_once(st: &Store, cfg: &Config, args: &SettleArgs) -> Result<Sett
         progress.inc(chunk.len() as u64);
     }
     progress.finish();
+    tracing::debug!("settle: closed {closed_total} statements at {:?}", t0.elapsed());
 
     let scope_through = h.runs.iter().filter(|r| r.shard == args.shard).map(|r| r.through).max();
     if closed_total > 0 || scope_through.is_none_or(|t| t < args.through) {
@@ -84,20 +113,19 @@ async fn settle_once(st: &Store, cfg: &Config, args: &SettleArgs) -> Result<Sett
             args.shard.map_or("all".to_string(), |s| format!("{}of{}", s.k, s.n)),
             chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
         );
-        let ev = NewEvent {
-            aggregate_type: SETTLEMENT_RUN,
-            aggregate_id: id,
-            sequence: 1,
-            event_type: "SettlementRunCompleted".into(),
-            event_version: "1.0",
-            payload: serde_json::to_value(SettlementEvent::RunCompleted(run.clone())).expect("serialises"),
-        };
+        let ev = NewEvent::json(
+            SETTLEMENT_RUN,
+            id,
+            1,
+            "SettlementRunCompleted",
+            &SettlementEvent::RunCompleted(run.clone()),
+        );
         st.append(&[ev], &[], &StreamGuard::default()).await?;
         h.runs.push(run);
     }
 
     if others_closed {
-        h = History::load(st, false, None, None).await?;
+        h = History::for_batch(st).await?.0;
     }
     let notices = if args.statements_only { 0 } else { issue_notices(st, cfg, &h, args).await? };
     let files = if args.shard.is_none() && !args.statements_only {
@@ -105,11 +133,11 @@ async fn settle_once(st: &Store, cfg: &Config, args: &SettleArgs) -> Result<Sett
     } else {
         0
     };
-    eprintln!(
-        "settle through {}{}: {closed_total} statements closed, {notices} notices issued, {files} transfer files written",
-        args.through,
-        args.shard.map_or(String::new(), |s| format!(" (shard {s})"))
-    );
+    match as_read {
+        Some(s) => save_checkpoint(st, s, checkpoint).await,
+        None => tracing::warn!("settle: no checkpoint kept (the log holds events the fold cannot place)"),
+    }
+    tracing::debug!("settle: done at {:?}", t0.elapsed());
     Ok(SettleSummary {
         statements: closed_total,
         notices,
@@ -117,33 +145,44 @@ async fn settle_once(st: &Store, cfg: &Config, args: &SettleArgs) -> Result<Sett
     })
 }
 
-/// For a merchant: every recorded statement and the new ones must chain (each
+/// Keeps the history as of the end of this run for the next one: the history
+/// as read (before anything was closed) plus everything recorded since, this
+/// run's statements, notices and files included. A checkpoint is a cache: when
+/// it cannot be written the night's work stands, and the next run folds more.
+async fn save_checkpoint(st: &Store, as_read: HistorySnapshot, stored_at: i64) {
+    let kept = async {
+        let from = as_read.position;
+        let read = Read {
+            after: from,
+            fold_only: true,
+            ..Read::default()
+        };
+        let h = History::restore(as_read).fold(st, &read).await?;
+        let Some(s) = h.snapshot() else { return Ok::<_, AppError>(None) };
+        if s.position == stored_at {
+            return Ok(None);
+        }
+        let data = serde_json::to_string(&s).expect("a snapshot serialises");
+        st.checkpoint_save(CHECKPOINT_NAME, s.position, &data).await?;
+        Ok(Some((s.position, data.len())))
+    };
+    match kept.await {
+        Ok(Some((position, bytes))) => tracing::debug!("settle: checkpoint at position {position} ({bytes} bytes)"),
+        Ok(None) => {}
+        Err(e) => eprintln!("settle: warning: the checkpoint was not kept ({e}); the next run folds the log from the last one"),
+    }
+}
+
+/// For a merchant: the recorded statements and the new ones must chain (each
 /// carry-in is the previous carry-out) and conserve money: the flows of every
 /// statement add up to what was paid out plus what is still carried.
 fn check_conservation(h: &History, m: &MerchantId, new: &[StatementClosed]) -> Result<(), AppError> {
-    let recorded = h.statements.range((m.clone(), NaiveDate::MIN)..=(m.clone(), NaiveDate::MAX)).map(|(_, s)| s);
-    let mut flows = Yen::ZERO;
-    let mut paid = Yen::ZERO;
-    let mut carry = Yen::ZERO;
-    for s in recorded.chain(new.iter()) {
-        let f = &s.figures;
-        f.assert_adds_up();
-        if f.carry_in != carry {
-            return Err(AppError::Invariant(format!(
-                "merchant {m} statement {}: carry-in {} is not the previous carry-out {carry}",
-                s.period_start, f.carry_in
-            )));
-        }
-        flows += f.total_net() - f.fee_tax + f.red_slips + f.chargebacks - f.transfer_fee - f.transfer_fee_tax;
-        paid += f.payout;
-        carry = f.carry_out;
+    let mut sums: Conservation = h.conservation.get(m).cloned().unwrap_or_default();
+    for s in new {
+        s.figures.assert_adds_up();
+        sums.add(s);
     }
-    if flows != paid + carry {
-        return Err(AppError::Invariant(format!(
-            "merchant {m}: money not conserved: flows {flows} ≠ payouts {paid} + carried {carry}"
-        )));
-    }
-    Ok(())
+    sums.check(m).map_err(AppError::Invariant)
 }
 
 /// Writes the statements; returns how many, and whether another batch had
@@ -163,14 +202,13 @@ async fn write_statements(st: &Store, h: &mut History, per_merchant: Vec<(Mercha
             let last = h.settlement_seq.get(m).copied().unwrap_or(0);
             guard.streams.push((SETTLEMENT, m.to_string(), last));
             for (i, s) in stmts.iter().enumerate() {
-                events.push(NewEvent {
-                    aggregate_type: SETTLEMENT,
-                    aggregate_id: m.to_string(),
-                    sequence: last + 1 + i as i64,
-                    event_type: "StatementClosed".into(),
-                    event_version: "1.0",
-                    payload: serde_json::to_value(SettlementEvent::StatementClosed(s.clone())).expect("serialises"),
-                });
+                events.push(NewEvent::json(
+                    SETTLEMENT,
+                    m.to_string(),
+                    last + 1 + i as i64,
+                    "StatementClosed",
+                    &SettlementEvent::StatementClosed(s.clone()),
+                ));
             }
         }
         (events, guard)
@@ -201,6 +239,10 @@ async fn write_statements(st: &Store, h: &mut History, per_merchant: Vec<(Mercha
     for (m, stmts) in groups.into_iter().flatten() {
         let last = h.settlement_seq.entry(m.clone()).or_insert(0);
         *last += stmts.len() as i64;
+        let sums = h.conservation.entry(m.clone()).or_default();
+        for s in &stmts {
+            sums.add(s);
+        }
         for s in stmts {
             n += 1;
             h.statements.insert((m.clone(), s.period_start), s);
@@ -301,7 +343,7 @@ async fn write_transfer_files(st: &Store, cfg: &Config, h: &mut History, args: &
     let dates: std::collections::BTreeSet<NaiveDate> = h
         .statements
         .values()
-        .filter(|s| s.figures.payout.is_positive() && s.notice_date <= args.through && !h.transfer_files.contains_key(&s.payout_date))
+        .filter(|s| s.figures.payout.is_positive() && s.notice_date <= args.through && !h.transfer_dates.contains(&s.payout_date))
         .map(|s| s.payout_date)
         .collect();
     let mut n = 0;
@@ -328,16 +370,10 @@ async fn write_transfer_files(st: &Store, cfg: &Config, h: &mut History, args: &
             remitter: cfg.remitter.clone(),
             transfers,
         };
-        let ev = NewEvent {
-            aggregate_type: TRANSFER_FILE,
-            aggregate_id: d.to_string(),
-            sequence: 1,
-            event_type: "TransferFileWritten".into(),
-            event_version: "1.0",
-            payload: serde_json::to_value(&rec).expect("serialises"),
-        };
+        let ev = NewEvent::json(TRANSFER_FILE, d.to_string(), 1, "TransferFileWritten", &rec);
         match st.append(&[ev], &[], &StreamGuard::default()).await {
             Ok(()) => {
+                h.transfer_dates.insert(d);
                 h.transfer_files.insert(d, rec);
                 n += 1;
             }

@@ -226,9 +226,10 @@ pub async fn run(store: &Option<String>, config: Option<&Path>, dir: &Path) -> R
     let db = dir.join("upay.db");
     let st = Store::open(&format!("sqlite://{}", db.display())).await?;
     let t = crate::csvin::read_table(&merchants, Encoding::Utf8)?;
-    crate::ingest::record_merchants(&st, crate::ingest::parse_merchants(&merchants, &t)?).await?;
+    let (new, _, _) = crate::ingest::record_merchants(&st, crate::ingest::parse_merchants(&merchants, &t)?).await?;
+    eprintln!("demo: {new} merchants recorded");
     let t = crate::csvin::read_table(&events, Encoding::Utf8)?;
-    crate::ingest::record_events(&st, &events, crate::ingest::parse_events(&events, &t)?).await?;
+    eprintln!("demo: {}", crate::ingest::record_events(&st, &events, crate::ingest::parse_events(&events, &t)?).await?);
     let last_night = NaiveDate::from_ymd_opt(2020, 1, 31).expect("date");
     let (mut statements, mut notices, mut files) = (0, 0, 0);
     let mut night = from;
@@ -242,6 +243,9 @@ pub async fn run(store: &Option<String>, config: Option<&Path>, dir: &Path) -> R
             statements_only: false,
         };
         let s = crate::batch::settle(&st, &cfg, &args).await?;
+        if s.statements + s.notices + s.transfer_files > 0 {
+            eprintln!("demo: {}", s.report(&args));
+        }
         statements += s.statements;
         notices += s.notices;
         files += s.transfer_files;

@@ -124,7 +124,11 @@ pub async fn statements(st: &Store, format: Format, bom: bool, out: Option<&Path
 
 pub async fn refusals(st: &Store, format: Format, out: Option<&Path>) -> Result<(), AppError> {
     let mut rows: Vec<EventRefused> = Vec::new();
-    st.for_each_event::<AppError, _>(0, None, Some(&["Refusal"]), |r| {
+    let read = crate::store::Read {
+        types: Some(&["Refusal"]),
+        ..Default::default()
+    };
+    st.for_each_event::<AppError, _>(&read, |r| {
         rows.push(serde_json::from_str(&r.payload).map_err(|e| StoreError::Corrupt(format!("position {}: {e}", r.position)))?);
         Ok(())
     })

@@ -2,20 +2,20 @@
 //! the event log in recording order, feeding the ledger and collecting what the
 //! batch recorded (statements, notices, transfer files, runs).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::merchant::MerchantEvent;
 use domain::payment::PaymentEvent;
-use domain::{MerchantId, TxnId};
+use domain::{MerchantId, TxnId, Yen};
 use notices::NoticeDocument;
 use payout::zengin::{Remitter, Transfer};
-use projections::ledger::Difference;
+use projections::ledger::{Difference, LedgerSnapshot};
 use projections::{Ledger, RunCompleted, SettlementEvent, StatementClosed};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppError;
-use crate::store::{RecordedEvent, Store, StoreError, CHAIN_GENESIS};
+use crate::store::{Read, RecordedEvent, Store, StoreError, CHAIN_GENESIS};
 
 /// A notice revision as issued: everything it shows, and the PDF's hash.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -79,6 +79,78 @@ impl From<Difference> for Finding {
     }
 }
 
+/// A merchant's recorded statements summed up: what they moved, what they
+/// paid, what they carry; and the first break of the carry chain.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conservation {
+    pub flows: Yen,
+    pub paid: Yen,
+    pub carry: Yen,
+    pub broken: Option<String>,
+}
+
+impl Conservation {
+    /// Adds the merchant's next statement.
+    pub fn add(&mut self, s: &StatementClosed) {
+        if self.broken.is_some() {
+            return;
+        }
+        let f = &s.figures;
+        if f.carry_in != self.carry {
+            self.broken = Some(format!(
+                "merchant {} statement {}: carry-in {} is not the previous carry-out {}",
+                s.merchant_id, s.period_start, f.carry_in, self.carry
+            ));
+            return;
+        }
+        self.flows += f.total_net() - f.fee_tax + f.red_slips + f.chargebacks - f.transfer_fee - f.transfer_fee_tax;
+        self.paid += f.payout;
+        self.carry = f.carry_out;
+    }
+
+    /// Whether the statements chain and what they moved is what they paid
+    /// plus what is still carried.
+    pub fn check(&self, m: &MerchantId) -> Result<(), String> {
+        if let Some(b) = &self.broken {
+            return Err(b.clone());
+        }
+        if self.flows != self.paid + self.carry {
+            return Err(format!(
+                "merchant {m}: money not conserved: flows {} ≠ payouts {} + carried {}",
+                self.flows, self.paid, self.carry
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The checkpoint of the nightly batch: the history's state at `position`,
+/// kept in the store so the next night folds only what was recorded after it.
+/// It is a cache, not a fact: the log stays the only truth, a checkpoint that
+/// does not match it is ignored, and `audit replay` recomputes and compares it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistorySnapshot {
+    pub format: u32,
+    pub position: i64,
+    ledger: LedgerSnapshot,
+    /// Only the statements with work left: a notice to issue or a transfer file
+    /// to write.
+    statements: Vec<StatementClosed>,
+    settlement_seq: BTreeMap<MerchantId, i64>,
+    conservation: BTreeMap<MerchantId, Conservation>,
+    /// The latest revision of the notices still to be paid out (they may need
+    /// queueing again) and of those of the statements kept.
+    notices: BTreeMap<String, NoticeIssued>,
+    transfer_dates: BTreeSet<NaiveDate>,
+    /// The latest run of each scope (all merchants, or one shard).
+    runs: Vec<RunCompleted>,
+}
+
+/// The layout of `HistorySnapshot`; a checkpoint of another layout is ignored.
+pub const CHECKPOINT_FORMAT: u32 = 1;
+/// The checkpoint's name in the store.
+pub const CHECKPOINT_NAME: &str = "settle";
+
 #[derive(Default)]
 pub struct History {
     pub ledger: Ledger,
@@ -88,6 +160,11 @@ pub struct History {
     /// Every notice revision, by Notice stream, in revision order.
     pub notices: BTreeMap<String, Vec<NoticeIssued>>,
     pub transfer_files: BTreeMap<NaiveDate, TransferFileWritten>,
+    /// The payout dates with a transfer file (also after a checkpoint, which
+    /// keeps the dates, not the files).
+    pub transfer_dates: BTreeSet<NaiveDate>,
+    /// Every merchant's recorded statements summed up.
+    pub conservation: HashMap<MerchantId, Conservation>,
     pub runs: Vec<RunCompleted>,
     pub events_read: u64,
     pub last_position: i64,
@@ -97,6 +174,10 @@ pub struct History {
     chain_prev: String,
     chain_prev_position: i64,
     chain_unsealed_from: Option<i64>,
+    /// With a position: the snapshot of the history right after that row
+    /// (the audit compares it with the stored checkpoint).
+    snapshot_at: Option<i64>,
+    pub snapshot_taken: Option<Option<HistorySnapshot>>,
 }
 
 fn corrupt(r: &RecordedEvent, e: impl std::fmt::Display) -> AppError {
@@ -109,16 +190,78 @@ fn corrupt(r: &RecordedEvent, e: impl std::fmt::Display) -> AppError {
 impl History {
     /// Folds the whole log (or what was recorded up to `until`).
     pub async fn load(st: &Store, verify: bool, until: Option<DateTime<Utc>>, explain: Option<MerchantId>) -> Result<History, AppError> {
-        let mut h = History {
+        let ledger = match explain {
+            Some(m) => Ledger::explaining(m),
+            None if verify => Ledger::tracking_sales(),
+            None => Ledger::new(),
+        };
+        let h = History {
             verify,
+            ledger,
             chain_prev: CHAIN_GENESIS.to_string(),
             ..History::default()
         };
-        if let Some(m) = explain {
-            h.ledger = Ledger::explaining(m);
+        let read = Read {
+            after: 0,
+            until,
+            types: None,
+            full: verify,
+            fold_only: !verify,
+        };
+        h.fold(st, &read).await
+    }
+
+    /// Folds the rows of `read` into this history. The rows are read on this
+    /// task and folded on a thread of their own, in batches, so reading and
+    /// folding share the machine's cores; the order is kept.
+    pub async fn fold(self, st: &Store, read: &Read<'_>) -> Result<History, AppError> {
+        /// Rows handed over at a time.
+        const FOLD_BATCH_ROWS: usize = 2_048;
+        /// Batches read ahead of the fold at most.
+        const FOLD_BATCHES_AHEAD: usize = 8;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<RecordedEvent>>(FOLD_BATCHES_AHEAD);
+        let mut h = self;
+        let worker = std::thread::Builder::new()
+            .name("upay-fold".into())
+            .spawn(move || -> Result<History, AppError> {
+                for batch in rx {
+                    for r in batch {
+                        h.apply(r)?;
+                    }
+                }
+                Ok(h)
+            })
+            .map_err(|e| AppError::Invariant(format!("cannot start the fold thread: {e}")))?;
+        let mut buf = Vec::with_capacity(FOLD_BATCH_ROWS);
+        let mut stopped = false;
+        let read_result = st
+            .for_each_event::<AppError, _>(read, |r| {
+                buf.push(r);
+                if buf.len() == FOLD_BATCH_ROWS {
+                    let full = std::mem::replace(&mut buf, Vec::with_capacity(FOLD_BATCH_ROWS));
+                    if tx.send(full).is_err() {
+                        // The fold stopped on an error: it is reported below.
+                        stopped = true;
+                        return Err(AppError::Invariant("the fold stopped".into()));
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        if !stopped && !buf.is_empty() {
+            let _ = tx.send(buf);
         }
-        let n = st.for_each_event::<AppError, _>(0, until, None, |r| h.apply(r)).await?;
-        h.events_read = n;
+        drop(tx);
+        let folded = match worker.join() {
+            Ok(r) => r,
+            // A broken invariant in the fold stays a panic (exit 3).
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        let mut h = folded?;
+        let read = read_result?;
+        h.events_read += read.rows;
+        // Rows a fold-only read left on the server are seen too.
+        h.last_position = h.last_position.max(read.last_position);
         Ok(h)
     }
 
@@ -145,6 +288,7 @@ impl History {
                 let diffs = self.ledger.apply_statement_closed(&st, self.verify);
                 self.findings.extend(diffs.into_iter().map(Finding::from));
                 let m = st.merchant_id.clone();
+                self.conservation.entry(m.clone()).or_default().add(&st);
                 self.settlement_seq.insert(m.clone(), r.sequence);
                 self.statements.insert((m, st.period_start), st);
             }
@@ -163,11 +307,124 @@ impl History {
             }
             TRANSFER_FILE => {
                 let t: TransferFileWritten = serde_json::from_str(&r.payload).map_err(|e| corrupt(&r, e))?;
+                self.transfer_dates.insert(t.payout_date);
                 self.transfer_files.insert(t.payout_date, t);
             }
             _ => {}
         }
+        if self.snapshot_at == Some(r.position) {
+            self.snapshot_taken = Some(self.snapshot());
+        }
         Ok(())
+    }
+
+    /// The batch's history: from the stored checkpoint when there is one that
+    /// matches the log, plus what was recorded after it; otherwise the whole
+    /// log. Returns the history and the checkpoint's position (0 without one).
+    pub async fn for_batch(st: &Store) -> Result<(History, i64), AppError> {
+        let start = match st.checkpoint_load(CHECKPOINT_NAME).await? {
+            None => None,
+            Some(c) if c.stored_hash.is_none() || c.stored_hash != c.current_hash => {
+                tracing::warn!(
+                    "checkpoint at position {}: the row there is not the one it was taken after; folding the whole log",
+                    c.position
+                );
+                None
+            }
+            Some(c) => match serde_json::from_str::<HistorySnapshot>(&c.data) {
+                Ok(s) if s.format == CHECKPOINT_FORMAT && s.position == c.position => Some(History::restore(s)),
+                Ok(s) => {
+                    tracing::warn!("checkpoint at position {}: format {}, not {CHECKPOINT_FORMAT}; folding the whole log", c.position, s.format);
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!("checkpoint at position {}: unreadable ({e}); folding the whole log", c.position);
+                    None
+                }
+            },
+        };
+        let from = start.as_ref().map_or(0, |h| h.last_position);
+        let h = start.unwrap_or_else(|| History {
+            chain_prev: CHAIN_GENESIS.to_string(),
+            ..History::default()
+        });
+        let read = Read {
+            after: from,
+            fold_only: true,
+            ..Read::default()
+        };
+        Ok((h.fold(st, &read).await?, from))
+    }
+
+    /// The full fold of the audit, which also takes the snapshot of the history
+    /// right after `position`.
+    pub async fn load_with_snapshot(st: &Store, position: i64) -> Result<History, AppError> {
+        let h = History {
+            verify: true,
+            ledger: Ledger::tracking_sales(),
+            chain_prev: CHAIN_GENESIS.to_string(),
+            snapshot_at: Some(position),
+            ..History::default()
+        };
+        let read = Read {
+            full: true,
+            ..Read::default()
+        };
+        h.fold(st, &read).await
+    }
+
+    /// The checkpoint of this history at its last position; None when the
+    /// ledger found anomalies (nothing worth continuing from).
+    pub fn snapshot(&self) -> Option<HistorySnapshot> {
+        let ledger = self.ledger.snapshot()?;
+        let max_through = self.runs.iter().map(|r| r.through).max();
+        let work_left = |s: &StatementClosed| {
+            s.figures.payout.is_positive()
+                && (!self.notices.contains_key(&notice_stream(&s.merchant_id, s.payout_date)) || !self.transfer_dates.contains(&s.payout_date))
+        };
+        let statements: Vec<StatementClosed> = self.statements.values().filter(|s| work_left(s)).cloned().collect();
+        let kept_streams: BTreeSet<String> = statements.iter().map(|s| notice_stream(&s.merchant_id, s.payout_date)).collect();
+        let notices = self
+            .notices
+            .iter()
+            .filter_map(|(k, v)| v.last().map(|n| (k, n)))
+            .filter(|(k, n)| kept_streams.contains(*k) || max_through.is_none_or(|t| n.payout_date >= t))
+            .map(|(k, n)| (k.clone(), n.clone()))
+            .collect();
+        let mut latest: BTreeMap<String, RunCompleted> = BTreeMap::new();
+        for r in &self.runs {
+            let scope = r.shard.map_or("all".to_string(), |s| format!("{}/{}", s.k, s.n));
+            if latest.get(&scope).is_none_or(|l| r.through >= l.through) {
+                latest.insert(scope, r.clone());
+            }
+        }
+        Some(HistorySnapshot {
+            format: CHECKPOINT_FORMAT,
+            position: self.last_position,
+            ledger,
+            statements,
+            settlement_seq: self.settlement_seq.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            conservation: self.conservation.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            notices,
+            transfer_dates: self.transfer_dates.clone(),
+            runs: latest.into_values().collect(),
+        })
+    }
+
+    /// The batch's history continuing from a checkpoint.
+    pub fn restore(s: HistorySnapshot) -> History {
+        History {
+            ledger: Ledger::restore(s.ledger),
+            statements: s.statements.into_iter().map(|st| ((st.merchant_id.clone(), st.period_start), st)).collect(),
+            settlement_seq: s.settlement_seq.into_iter().collect(),
+            conservation: s.conservation.into_iter().collect(),
+            notices: s.notices.into_iter().map(|(k, n)| (k, vec![n])).collect(),
+            transfer_dates: s.transfer_dates,
+            runs: s.runs,
+            last_position: s.position,
+            chain_prev: CHAIN_GENESIS.to_string(),
+            ..History::default()
+        }
     }
 
     fn check_chain(&mut self, r: &RecordedEvent) -> Result<(), AppError> {
@@ -192,8 +449,8 @@ impl History {
                         recomputed: "rows after it are sealed: the hash was removed".into(),
                     });
                 }
-                let expected = r.expected_hash(&self.chain_prev).map_err(AppError::Store)?;
-                if *h != expected {
+                if !r.hash_matches(&self.chain_prev, h).map_err(AppError::Store)? {
+                    let expected = r.expected_hash(&self.chain_prev).map_err(AppError::Store)?;
                     self.findings.push(Finding {
                         place: format!("position {} ({} {} sequence {})", r.position, r.aggregate_type, r.aggregate_id, r.sequence),
                         field: "chain_hash".into(),

@@ -22,10 +22,12 @@ use sha2::{Digest, Sha256};
 
 use crate::app::{refused, AppError};
 use crate::csvin::{check_header, Table};
-use crate::store::{NewEvent, NewInput, Store, StoreError, StreamGuard};
+use crate::store::{NewEvent, NewInput, Store, StoreError, StreamGuard, REFUSAL};
 
 /// Rows decided and written per transaction.
 pub const INGEST_CHUNK_ROWS_MAX: usize = 10_000;
+/// Rows below which an ingest never refreshes the planner's statistics.
+const ANALYZE_ROWS_MIN: i64 = 10_000;
 /// How often a chunk is retried when another writer touched its transactions.
 const CHUNK_ATTEMPTS_MAX: usize = 3;
 
@@ -266,7 +268,6 @@ pub async fn record_merchants(st: &Store, merchants: Vec<ParsedMerchant>) -> Res
         }
     }
     st.seal().await?;
-    eprintln!("merchants: {new} new, {changed} changed, {unchanged} unchanged");
     Ok((new, changed, unchanged))
 }
 
@@ -474,12 +475,13 @@ pub fn parse_events(path: &Path, t: &Table) -> Result<EventsFile, AppError> {
 /// A refusal as recorded (`Refusal` stream, one per refused input row).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EventRefused {
-    pub event_id: String,
-    pub txn_id: String,
-    pub kind: String,
-    pub code: String,
-    pub message: String,
+    // Declared in key order: the record serialises straight to canonical JSON.
     pub at: String,
+    pub code: String,
+    pub event_id: String,
+    pub kind: String,
+    pub message: String,
+    pub txn_id: String,
 }
 
 #[derive(Default)]
@@ -487,6 +489,19 @@ pub struct IngestSummary {
     pub recorded: u64,
     pub present: u64,
     pub refused: BTreeMap<String, u64>,
+}
+
+impl std::fmt::Display for IngestSummary {
+    /// The line `ingest events` prints on stderr.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let refused: u64 = self.refused.values().sum();
+        write!(f, "events: {} recorded, {} already present, {refused} refused", self.recorded, self.present)?;
+        if !self.refused.is_empty() {
+            let by_code: Vec<String> = self.refused.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            write!(f, " ({})", by_code.join(", "))?;
+        }
+        Ok(())
+    }
 }
 
 /// The merchants registered so far (every Merchant stream starts with its
@@ -497,6 +512,94 @@ pub async fn registered_merchants(st: &Store) -> Result<HashSet<MerchantId>, App
         .iter()
         .map(|id| MerchantId::parse(id).map_err(|e| AppError::Store(StoreError::Corrupt(format!("merchant stream {id}: {e}")))))
         .collect()
+}
+
+/// What a chunk's rows came to, once its write commits.
+struct ChunkOutcome {
+    recorded: u64,
+    refused: BTreeMap<String, u64>,
+}
+
+/// Decides a chunk of rows in file order through the Payment aggregate: loads
+/// the transactions not yet known, then returns the events, refusals and
+/// idempotency records to write. `cache` takes the chunk's decisions at once.
+async fn decide_chunk(
+    st: &Store,
+    chunk: &[&ParsedEvent],
+    cache: &mut HashMap<TxnId, (Payment, i64)>,
+    merchants: &HashSet<MerchantId>,
+) -> Result<(Vec<NewEvent>, Vec<NewInput>, ChunkOutcome), AppError> {
+    let t0 = std::time::Instant::now();
+    let missing: Vec<String> = chunk
+        .iter()
+        .map(|r| &r.cmd.txn_id)
+        .filter(|t| !cache.contains_key(*t))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .map(|t| t.to_string())
+        .collect();
+    for r in st.load_streams("Payment", &missing).await? {
+        let e: PaymentEvent = serde_json::from_str(&r.payload).map_err(|e| StoreError::Corrupt(format!("position {}: {e}", r.position)))?;
+        let entry = cache
+            .entry(TxnId::parse(&r.aggregate_id).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+            .or_default();
+        entry.0.apply(&e);
+        entry.1 = r.sequence;
+    }
+    let t_load = t0.elapsed();
+    let mut events = Vec::with_capacity(chunk.len() * 2);
+    let mut inputs = Vec::with_capacity(chunk.len());
+    let mut outcome = ChunkOutcome {
+        recorded: 0,
+        refused: BTreeMap::new(),
+    };
+    for r in chunk {
+        let txn = &r.cmd.txn_id;
+        let (state, seq) = cache.entry(txn.clone()).or_default();
+        let ctx = PaymentContext {
+            merchant_registered: match &r.cmd.kind {
+                PaymentCommandKind::Authorize(f) | PaymentCommandKind::Sale(f) | PaymentCommandKind::Decline { fields: f, .. } => {
+                    merchants.contains(&f.merchant_id)
+                }
+                _ => true,
+            },
+        };
+        let event_id = r.cmd.event_id.to_string();
+        match state.decide(&r.cmd, ctx) {
+            Ok(evs) => {
+                for e in evs {
+                    state.apply(&e);
+                    *seq += 1;
+                    events.push(NewEvent::canonical("Payment", txn.to_string(), *seq, e.name(), &e));
+                }
+                inputs.push(NewInput {
+                    event_id,
+                    digest: r.digest.clone(),
+                    outcome: "recorded".into(),
+                });
+                outcome.recorded += 1;
+            }
+            Err(refusal) => {
+                let rec = EventRefused {
+                    event_id: event_id.clone(),
+                    txn_id: txn.to_string(),
+                    kind: r.cmd.kind.name().to_string(),
+                    code: refusal.code().to_string(),
+                    message: refusal.to_string(),
+                    at: r.cmd.at.to_rfc3339(),
+                };
+                events.push(NewEvent::canonical(REFUSAL, event_id.clone(), 1, "EventRefused", &rec));
+                inputs.push(NewInput {
+                    event_id,
+                    digest: r.digest.clone(),
+                    outcome: refusal.code().to_string(),
+                });
+                *outcome.refused.entry(refusal.code().to_string()).or_default() += 1;
+            }
+        }
+    }
+    tracing::debug!("chunk of {}: load {:?}, decide {:?}", chunk.len(), t_load, t0.elapsed() - t_load);
+    Ok((events, inputs, outcome))
 }
 
 pub async fn record_events(st: &Store, path: &Path, file: EventsFile) -> Result<IngestSummary, AppError> {
@@ -535,137 +638,56 @@ pub async fn record_events(st: &Store, path: &Path, file: EventsFile) -> Result<
     let todo: Vec<&ParsedEvent> = rows.iter().filter(|r| !present.contains(r.cmd.event_id.as_str())).collect();
     let merchants = registered_merchants(st).await?;
     let progress = crate::output::Progress::new("ingest", todo.len() as u64);
+    // The transactions as decided so far, written or being written.
     let mut cache: HashMap<TxnId, (Payment, i64)> = HashMap::new();
-    for chunk in todo.chunks(INGEST_CHUNK_ROWS_MAX) {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let t0 = std::time::Instant::now();
-            let missing: Vec<String> = chunk
-                .iter()
-                .map(|r| &r.cmd.txn_id)
-                .filter(|t| !cache.contains_key(*t))
-                .map(|t| t.to_string())
-                .collect::<HashSet<_>>()
-                .into_iter()
-                .collect();
-            for r in st.load_streams("Payment", &missing).await? {
-                let e: PaymentEvent = serde_json::from_str(&r.payload).map_err(|e| StoreError::Corrupt(format!("position {}: {e}", r.position)))?;
-                let entry = cache
-                    .entry(TxnId::parse(&r.aggregate_id).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-                    .or_default();
-                entry.0.apply(&e);
-                entry.1 = r.sequence;
-            }
-            let t_load = t0.elapsed();
-            let mut work: HashMap<TxnId, (Payment, i64)> = HashMap::new();
-            let mut events = Vec::with_capacity(chunk.len() * 2);
-            let mut inputs = Vec::with_capacity(chunk.len());
-            let mut refused_here: BTreeMap<String, u64> = BTreeMap::new();
-            let mut recorded_here = 0u64;
-            for r in chunk {
-                let txn = &r.cmd.txn_id;
-                let (state, seq) = work.entry(txn.clone()).or_insert_with(|| cache.get(txn).cloned().unwrap_or_default());
-                let ctx = PaymentContext {
-                    merchant_registered: match &r.cmd.kind {
-                        PaymentCommandKind::Authorize(f) | PaymentCommandKind::Sale(f) | PaymentCommandKind::Decline { fields: f, .. } => {
-                            merchants.contains(&f.merchant_id)
-                        }
-                        _ => true,
-                    },
-                };
-                match state.decide(&r.cmd, ctx) {
-                    Ok(evs) => {
-                        for e in evs {
-                            state.apply(&e);
-                            *seq += 1;
-                            events.push(NewEvent {
-                                aggregate_type: "Payment",
-                                aggregate_id: txn.to_string(),
-                                sequence: *seq,
-                                event_type: e.name().to_string(),
-                                event_version: "1.0",
-                                payload: serde_json::to_value(&e).expect("events serialise"),
-                            });
-                        }
-                        inputs.push(NewInput {
-                            event_id: r.cmd.event_id.to_string(),
-                            digest: r.digest.clone(),
-                            outcome: "recorded".into(),
-                        });
-                        recorded_here += 1;
-                    }
-                    Err(refusal) => {
-                        let rec = EventRefused {
-                            event_id: r.cmd.event_id.to_string(),
-                            txn_id: txn.to_string(),
-                            kind: r.cmd.kind.name().to_string(),
-                            code: refusal.code().to_string(),
-                            message: refusal.to_string(),
-                            at: r.cmd.at.to_rfc3339(),
-                        };
-                        events.push(NewEvent {
-                            aggregate_type: "Refusal",
-                            aggregate_id: r.cmd.event_id.to_string(),
-                            sequence: 1,
-                            event_type: "EventRefused".into(),
-                            event_version: "1.0",
-                            payload: serde_json::to_value(&rec).expect("refusal serialises"),
-                        });
-                        inputs.push(NewInput {
-                            event_id: r.cmd.event_id.to_string(),
-                            digest: r.digest.clone(),
-                            outcome: refusal.code().to_string(),
-                        });
-                        *refused_here.entry(refusal.code().to_string()).or_default() += 1;
-                    }
-                }
-            }
-            let t_decide = t0.elapsed();
-            let appended = st.append(&events, &inputs, &StreamGuard::default()).await;
-            tracing::debug!(
-                "chunk of {}: load {:?}, decide {:?}, write {:?}",
-                chunk.len(),
-                t_load,
-                t_decide - t_load,
-                t0.elapsed() - t_decide
-            );
-            match appended {
+    let chunks: Vec<&[&ParsedEvent]> = todo.chunks(INGEST_CHUNK_ROWS_MAX).collect();
+    // Chunks are decided one ahead of the write: while the store writes chunk
+    // k, chunk k+1 is loaded and decided from the state chunk k leaves. If the
+    // write of k conflicts with another writer, what was decided after it is
+    // dropped and the ingest goes on from k with the state reloaded.
+    let mut attempts = vec![0usize; chunks.len()];
+    let mut next = 0usize;
+    let mut in_flight: Option<(usize, tokio::task::JoinHandle<Result<(), StoreError>>, ChunkOutcome)> = None;
+    loop {
+        let decided = match chunks.get(next) {
+            Some(chunk) => Some(decide_chunk(st, chunk, &mut cache, &merchants).await?),
+            None => None,
+        };
+        if let Some((k, write, outcome)) = in_flight.take() {
+            match write.await.map_err(|e| AppError::Invariant(format!("the write of a chunk stopped: {e}")))? {
                 Ok(()) => {
-                    cache.extend(work);
-                    summary.recorded += recorded_here;
-                    for (k, v) in refused_here {
-                        *summary.refused.entry(k).or_default() += v;
+                    summary.recorded += outcome.recorded;
+                    for (code, n) in outcome.refused {
+                        *summary.refused.entry(code).or_default() += n;
                     }
-                    progress.inc(chunk.len() as u64);
-                    break;
+                    progress.inc(chunks[k].len() as u64);
                 }
-                Err(StoreError::Conflict(what)) if attempt < CHUNK_ATTEMPTS_MAX => {
+                Err(StoreError::Conflict(what)) if attempts[k] < CHUNK_ATTEMPTS_MAX => {
                     tracing::warn!("chunk conflicted with another writer ({what}); reloading and retrying");
                     cache.clear();
+                    next = k;
+                    continue;
                 }
                 Err(e) => return Err(e.into()),
             }
         }
+        let Some((events, inputs, outcome)) = decided else { break };
+        attempts[next] += 1;
+        let writer = st.clone();
+        let write = tokio::spawn(async move { writer.append(&events, &inputs, &StreamGuard::default()).await });
+        in_flight = Some((next, write, outcome));
+        next += 1;
     }
     progress.finish();
-    /// Rows after which an ingest refreshes the planner's statistics.
-    const ANALYZE_AFTER_ROWS: usize = 10_000;
-    if todo.len() >= ANALYZE_AFTER_ROWS {
+    // The planner's statistics are refreshed after a load that grew the log by
+    // a fifth or more (a first load, a backfill), not after a night's file on
+    // a long history: ANALYZE reads a sample of the whole table, a cost that
+    // would grow with the years. The hot queries are index probes whatever
+    // the statistics say.
+    const ANALYZE_GROWTH_DIVISOR: i64 = 5;
+    let written = i64::try_from(todo.len()).expect("rows fit i64");
+    if written >= ANALYZE_ROWS_MIN && written.saturating_mul(ANALYZE_GROWTH_DIVISOR) >= st.last_position().await? {
         st.analyze().await?;
     }
-    let refused_total: u64 = summary.refused.values().sum();
-    let by_code: Vec<String> = summary.refused.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-    eprintln!(
-        "events: {} recorded, {} already present, {} refused{}",
-        summary.recorded,
-        summary.present,
-        refused_total,
-        if by_code.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", by_code.join(", "))
-        }
-    );
     Ok(summary)
 }

@@ -107,14 +107,7 @@ pub async fn issue(
         reason,
         by,
     };
-    let ev = NewEvent {
-        aggregate_type: NOTICE,
-        aggregate_id: notice_stream(&st.merchant_id, st.payout_date),
-        sequence: i64::from(revision),
-        event_type: "NoticeIssued".into(),
-        event_version: "1.0",
-        payload: serde_json::to_value(&issued).expect("notice serialises"),
-    };
+    let ev = NewEvent::json(NOTICE, notice_stream(&st.merchant_id, st.payout_date), i64::from(revision), "NoticeIssued", &issued);
     // Queued before it is recorded: a crash in between leaves a queued notice
     // that `send` holds back until the event exists, never a recorded notice
     // that is never mailed. The re-run re-queues it with its own ZIP.

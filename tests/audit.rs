@@ -337,7 +337,7 @@ fn edit_amount_at(s: &TestStore, p: i64) {
     let (variant, body) = v.as_object().unwrap().iter().next().unwrap();
     let amount = body["amount"].as_i64().unwrap_or_else(|| panic!("no amount in {payload}"));
     match s.kind {
-        Kind::Postgres => s.sql(&format!("UPDATE events SET payload = jsonb_set(payload, '{{{variant},amount}}', '{}') WHERE global_position = {p}", amount + 1)),
+        Kind::Postgres => s.sql(&format!("UPDATE events SET payload = jsonb_set(payload::jsonb, '{{{variant},amount}}', '{}') WHERE global_position = {p}", amount + 1)),
         Kind::Sqlite => {
             s.sql(&format!("UPDATE events SET payload = replace(payload, '\"amount\":{amount}', '\"amount\":{}') WHERE global_position = {p}", amount + 1));
         }

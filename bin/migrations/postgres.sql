@@ -1,5 +1,6 @@
 -- upay schema, PostgreSQL. The events table has the postgres-es layout (its
--- inserts name their columns, so they keep working) plus:
+-- inserts name their columns, so they keep working; its jsonb parameters are
+-- cast to json on insert) plus:
 --   global_position  the recording order; writers hold one advisory lock from
 --                    their first insert to commit, so positions commit in order
 --                    and a reader after a checkpoint never skips a late commit;
@@ -14,13 +15,25 @@ CREATE TABLE IF NOT EXISTS events
     sequence        bigint CHECK (sequence >= 0) NOT NULL,
     event_type      text                         NOT NULL,
     event_version   text                         NOT NULL,
-    payload         jsonb                        NOT NULL,
-    metadata        jsonb                        NOT NULL,
+    payload         json                         NOT NULL,
+    metadata        json                         NOT NULL,
     global_position bigint                       NOT NULL DEFAULT nextval('events_global_position_seq'),
     recorded_at     timestamptz                  NOT NULL DEFAULT clock_timestamp(),
     chain_hash      text,
     PRIMARY KEY (aggregate_type, aggregate_id, sequence)
 );
+-- The payload is `json`, not postgres-es's `jsonb`: PostgreSQL keeps the text
+-- upay wrote (the canonical text the chain hash covers), so a reader checks
+-- the hash without parsing and a read sends the text as stored instead of
+-- rendering it again (docs/adr/0003). A store created with jsonb is converted.
+DO $$
+BEGIN
+    IF (SELECT data_type FROM information_schema.columns
+         WHERE table_schema = current_schema() AND table_name = 'events' AND column_name = 'payload') = 'jsonb' THEN
+        ALTER TABLE events ALTER COLUMN payload TYPE json USING payload::json,
+                           ALTER COLUMN metadata TYPE json USING metadata::json;
+    END IF;
+END $$;
 CREATE UNIQUE INDEX IF NOT EXISTS events_global_position ON events (global_position);
 -- Rows still to be chained (only those the single-command path wrote).
 CREATE INDEX IF NOT EXISTS events_unsealed ON events (global_position) WHERE chain_hash IS NULL;
@@ -69,4 +82,16 @@ CREATE TABLE IF NOT EXISTS log_head
     id       integer PRIMARY KEY CHECK (id = 1),
     position bigint  NOT NULL,
     hash     text    NOT NULL
+);
+
+-- The nightly batch's checkpoint: the folded state after a position of the log
+-- (with that row's chain hash, to notice a log changed under it). A cache of
+-- the log, never a fact: deleting it only makes the next run fold everything.
+CREATE TABLE IF NOT EXISTS checkpoints
+(
+    name       text        PRIMARY KEY,
+    position   bigint      NOT NULL,
+    chain_hash text,
+    data       text        NOT NULL,
+    written_at timestamptz NOT NULL DEFAULT now()
 );

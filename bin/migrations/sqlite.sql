@@ -59,3 +59,13 @@ CREATE TABLE IF NOT EXISTS log_head
     position integer NOT NULL,
     hash     text    NOT NULL
 ) STRICT;
+
+-- The nightly batch's checkpoint (see postgres.sql).
+CREATE TABLE IF NOT EXISTS checkpoints
+(
+    name       text    PRIMARY KEY,
+    position   integer NOT NULL,
+    chain_hash text,
+    data       text    NOT NULL,
+    written_at text    NOT NULL DEFAULT CURRENT_TIMESTAMP
+) STRICT;

@@ -7,7 +7,7 @@ use futures::TryStreamExt;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 
-use super::{Head, NewEvent, NewInput, RecordedEvent, StoreError, StreamGuard, CHAIN_GENESIS};
+use super::{Head, NewEvent, NewInput, ReadSummary, RecordedEvent, StoreError, StreamGuard, CHAIN_GENESIS, FOLD_SKIPPED_EVENT_TYPES, REFUSAL};
 
 const SCHEMA: &str = include_str!("../migrations/postgres.sql");
 /// The advisory lock every writer of the events table holds until commit.
@@ -49,6 +49,8 @@ fn redact(url: &str) -> String {
 
 const SELECT_COLUMNS: &str =
     "global_position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload::text, metadata::text, recorded_at, chain_hash";
+/// What a fold needs (see `row_to_fold_event`).
+const FOLD_COLUMNS: &str = "global_position, aggregate_type, aggregate_id, sequence, payload::text";
 
 fn row_to_event(r: &sqlx::postgres::PgRow) -> RecordedEvent {
     RecordedEvent {
@@ -65,7 +67,24 @@ fn row_to_event(r: &sqlx::postgres::PgRow) -> RecordedEvent {
     }
 }
 
-pub async fn for_each_event<E, F>(pool: &PgPool, after: i64, until: Option<DateTime<Utc>>, types: Option<&[&str]>, mut f: F) -> Result<u64, E>
+/// A row read with `FOLD_COLUMNS`: the type, version, metadata, time and hash
+/// are left empty (only the audit's chain check reads them).
+fn row_to_fold_event(r: &sqlx::postgres::PgRow) -> RecordedEvent {
+    RecordedEvent {
+        position: r.get(0),
+        aggregate_type: r.get(1),
+        aggregate_id: r.get(2),
+        sequence: r.get(3),
+        event_type: String::new(),
+        event_version: String::new(),
+        payload: r.get(4),
+        metadata: String::new(),
+        recorded_at: DateTime::<Utc>::MIN_UTC,
+        chain_hash: None,
+    }
+}
+
+pub async fn for_each_event<E, F>(pool: &PgPool, read: &super::Read<'_>, mut f: F) -> Result<ReadSummary, E>
 where
     F: FnMut(RecordedEvent) -> Result<(), E>,
     E: From<StoreError>,
@@ -76,36 +95,65 @@ where
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-    let types: Vec<String> = types.map(|t| t.iter().map(|s| s.to_string()).collect()).unwrap_or_default();
-    let filter = "global_position > $1 AND ($2::timestamptz IS NULL OR recorded_at <= $2) AND (cardinality($3::text[]) = 0 OR aggregate_type = ANY($3))";
-    let expected: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM events WHERE {filter}"))
+    // A read in recording order streams the position index whatever the
+    // statistics say (stale ones made the planner sort the whole table), and a
+    // plan that is all output gains nothing from JIT compilation.
+    sqlx::raw_sql("SET LOCAL jit = off; SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off")
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    let (after, until) = (read.after, read.until);
+    let last: Option<i64> = sqlx::query_scalar("SELECT max(global_position) FROM events WHERE global_position > $1 AND ($2::timestamptz IS NULL OR recorded_at <= $2)")
         .bind(after)
         .bind(until)
-        .bind(&types)
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
-    let sql = format!("SELECT {SELECT_COLUMNS} FROM events WHERE {filter} ORDER BY global_position");
+    let Some(last) = last else {
+        tx.commit().await.map_err(db)?;
+        return Ok(ReadSummary { rows: 0, last_position: after });
+    };
+    let types: Vec<String> = read.types.map(|t| t.iter().map(|s| s.to_string()).collect()).unwrap_or_default();
+    let skipped: Vec<&str> = if read.fold_only { FOLD_SKIPPED_EVENT_TYPES.to_vec() } else { Vec::new() };
+    let skipped_aggregate = if read.fold_only { REFUSAL } else { "" };
+    let filter = "global_position > $1 AND global_position <= $2 AND ($3::timestamptz IS NULL OR recorded_at <= $3) \
+                  AND (cardinality($4::text[]) = 0 OR aggregate_type = ANY($4)) AND event_type <> ALL($5::text[]) AND aggregate_type <> $6";
+    let columns = if read.full { SELECT_COLUMNS } else { FOLD_COLUMNS };
+    let sql = format!("SELECT {columns} FROM events WHERE {filter} ORDER BY global_position");
     let mut n: u64 = 0;
+    let mut last_read = after;
     {
-        let mut rows = sqlx::query(&sql).bind(after).bind(until).bind(&types).fetch(&mut *tx);
+        let mut rows = sqlx::query(&sql)
+            .bind(after)
+            .bind(last)
+            .bind(until)
+            .bind(&types)
+            .bind(&skipped)
+            .bind(skipped_aggregate)
+            .fetch(&mut *tx);
         while let Some(r) = rows.try_next().await.map_err(db)? {
             n += 1;
-            f(row_to_event(&r))?;
+            let e = if read.full { row_to_event(&r) } else { row_to_fold_event(&r) };
+            last_read = e.position;
+            f(e)?;
         }
     }
     tx.commit().await.map_err(db)?;
-    if n != expected as u64 {
-        return Err(E::from(StoreError::Corrupt(format!("read {n} events where the snapshot holds {expected}"))));
+    // A read that leaves nothing out must end on the snapshot's last row: one
+    // cut short cannot pass for the whole log.
+    if !read.fold_only && read.types.is_none() && last_read != last {
+        return Err(E::from(StoreError::Corrupt(format!(
+            "the read stopped at position {last_read}; the snapshot ends at {last}"
+        ))));
     }
-    Ok(n)
+    Ok(ReadSummary { rows: n, last_position: last })
 }
 
 pub async fn load_streams(pool: &PgPool, aggregate_type: &str, ids: &[String]) -> Result<Vec<RecordedEvent>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let cols = SELECT_COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ");
+    let cols = FOLD_COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ");
     let sql = format!(
         "SELECT {cols} FROM unnest($2::text[]) AS t(id) CROSS JOIN LATERAL (SELECT * FROM events WHERE aggregate_type = $1 AND aggregate_id = t.id OFFSET 0) e"
     );
@@ -117,7 +165,7 @@ pub async fn load_streams(pool: &PgPool, aggregate_type: &str, ids: &[String]) -
     let mut tx = probe_tx(pool).await?;
     let rows = sqlx::query(&sql).bind(aggregate_type).bind(ids).fetch_all(&mut *tx).await?;
     tx.commit().await?;
-    let mut out: Vec<RecordedEvent> = rows.iter().map(row_to_event).collect();
+    let mut out: Vec<RecordedEvent> = rows.iter().map(row_to_fold_event).collect();
     out.sort_unstable_by(|a, b| (&a.aggregate_id, a.sequence).cmp(&(&b.aggregate_id, b.sequence)));
     Ok(out)
 }
@@ -159,13 +207,21 @@ pub async fn append(pool: &PgPool, events: &[NewEvent], inputs: &[NewInput], gua
             return Err(StoreError::Stale(since));
         }
     }
-    for (ty, id, expected) in &guard.streams {
-        let last: Option<i64> = sqlx::query_scalar("SELECT max(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2")
-            .bind(*ty)
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        if last.unwrap_or(0) != *expected {
+    if !guard.streams.is_empty() {
+        // Every stream in one statement: one primary-key probe each.
+        let types: Vec<&str> = guard.streams.iter().map(|(t, _, _)| *t).collect();
+        let ids: Vec<&str> = guard.streams.iter().map(|(_, i, _)| i.as_str()).collect();
+        let expected: Vec<i64> = guard.streams.iter().map(|(_, _, e)| *e).collect();
+        let moved: Option<(String, String)> = sqlx::query_as(
+            "SELECT t.ty, t.id FROM unnest($1::text[], $2::text[], $3::bigint[]) AS t(ty, id, expected) \
+             WHERE COALESCE((SELECT max(e.sequence) FROM events e WHERE e.aggregate_type = t.ty AND e.aggregate_id = t.id), 0) <> t.expected LIMIT 1",
+        )
+        .bind(&types)
+        .bind(&ids)
+        .bind(&expected)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((ty, id)) = moved {
             return Err(StoreError::Conflict(format!("{ty}/{id}")));
         }
     }
@@ -201,28 +257,19 @@ pub async fn append(pool: &PgPool, events: &[NewEvent], inputs: &[NewInput], gua
         let rows = head.chain(events, first);
         // COPY: several times faster than multi-row INSERTs. It fires the same
         // statement trigger (the log lock is already held).
-        let mut buf = String::with_capacity(rows.len() * 256);
-        for (e, pos, canon, h) in &rows {
-            for (i, field) in [
-                e.aggregate_type,
-                &e.aggregate_id,
-                &e.sequence.to_string(),
-                &e.event_type,
-                e.event_version,
-                canon,
-                "{}",
-                &pos.to_string(),
-                h,
-            ]
-            .iter()
-            .enumerate()
-            {
-                if i > 0 {
-                    buf.push('\t');
-                }
+        let mut buf = String::with_capacity(rows.iter().map(|(e, _, _)| e.payload.len() + 160).sum());
+        for (e, pos, h) in &rows {
+            use std::fmt::Write as _;
+            for field in [e.aggregate_type, &e.aggregate_id] {
                 copy_escape(&mut buf, field);
+                buf.push('\t');
             }
-            buf.push('\n');
+            let _ = write!(buf, "{}\t", e.sequence);
+            for field in [e.event_type, e.event_version, &e.payload] {
+                copy_escape(&mut buf, field);
+                buf.push('\t');
+            }
+            let _ = writeln!(buf, "{{}}\t{pos}\t{h}");
         }
         let mut copy = tx
             .copy_in_raw(
@@ -261,6 +308,10 @@ pub async fn append(pool: &PgPool, events: &[NewEvent], inputs: &[NewInput], gua
 
 /// Escapes a value for COPY's text format.
 fn copy_escape(buf: &mut String, v: &str) {
+    if !v.bytes().any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r')) {
+        buf.push_str(v);
+        return;
+    }
     for c in v.chars() {
         match c {
             '\\' => buf.push_str("\\\\"),

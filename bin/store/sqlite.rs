@@ -10,7 +10,7 @@ use futures::TryStreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
-use super::{Head, NewEvent, NewInput, RecordedEvent, StoreError, StreamGuard, CHAIN_GENESIS};
+use super::{Head, NewEvent, NewInput, ReadSummary, RecordedEvent, StoreError, StreamGuard, CHAIN_GENESIS, FOLD_SKIPPED_EVENT_TYPES, REFUSAL};
 
 const SCHEMA: &str = include_str!("../migrations/sqlite.sql");
 /// SQLite allows at most 32,766 bound values a statement: 10 columns a row.
@@ -66,39 +66,60 @@ fn row_to_event(r: &sqlx::sqlite::SqliteRow) -> RecordedEvent {
     }
 }
 
-pub async fn for_each_event<E, F>(pool: &SqlitePool, after: i64, until: Option<DateTime<Utc>>, types: Option<&[&str]>, mut f: F) -> Result<u64, E>
+pub async fn for_each_event<E, F>(pool: &SqlitePool, read: &super::Read<'_>, mut f: F) -> Result<ReadSummary, E>
 where
     F: FnMut(RecordedEvent) -> Result<(), E>,
     E: From<StoreError>,
 {
     let db = |e: sqlx::Error| E::from(StoreError::Db(e));
-    let types_json = serde_json::to_string(&types.unwrap_or(&[])).expect("strings serialise");
-    let filter =
-        "global_position > ?1 AND (?2 IS NULL OR recorded_at <= ?2) AND (json_array_length(?3) = 0 OR aggregate_type IN (SELECT value FROM json_each(?3)))";
-    let until = until.map(time_text);
+    let types_json = serde_json::to_string(&read.types.unwrap_or(&[])).expect("strings serialise");
+    let skipped: &[&str] = if read.fold_only { &FOLD_SKIPPED_EVENT_TYPES } else { &[] };
+    let skipped_json = serde_json::to_string(skipped).expect("strings serialise");
+    let skipped_aggregate = if read.fold_only { REFUSAL } else { "" };
+    let after = read.after;
+    let until = read.until.map(time_text);
     // One read transaction: a consistent snapshot under WAL.
     let mut tx = pool.begin().await.map_err(db)?;
-    let expected: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM events WHERE {filter}"))
+    let last: Option<i64> = sqlx::query_scalar("SELECT max(global_position) FROM events WHERE global_position > ?1 AND (?2 IS NULL OR recorded_at <= ?2)")
         .bind(after)
         .bind(&until)
-        .bind(&types_json)
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
+    let Some(last) = last else {
+        tx.commit().await.map_err(db)?;
+        return Ok(ReadSummary { rows: 0, last_position: after });
+    };
+    let filter = "global_position > ?1 AND global_position <= ?2 AND (?3 IS NULL OR recorded_at <= ?3) \
+                  AND (json_array_length(?4) = 0 OR aggregate_type IN (SELECT value FROM json_each(?4))) \
+                  AND event_type NOT IN (SELECT value FROM json_each(?5)) AND aggregate_type <> ?6";
     let sql = format!("SELECT {SELECT_COLUMNS} FROM events WHERE {filter} ORDER BY global_position");
     let mut n: u64 = 0;
+    let mut last_read = after;
     {
-        let mut rows = sqlx::query(&sql).bind(after).bind(&until).bind(&types_json).fetch(&mut *tx);
+        let mut rows = sqlx::query(&sql)
+            .bind(after)
+            .bind(last)
+            .bind(&until)
+            .bind(&types_json)
+            .bind(&skipped_json)
+            .bind(skipped_aggregate)
+            .fetch(&mut *tx);
         while let Some(r) = rows.try_next().await.map_err(db)? {
             n += 1;
-            f(row_to_event(&r))?;
+            let e = row_to_event(&r);
+            last_read = e.position;
+            f(e)?;
         }
     }
     tx.commit().await.map_err(db)?;
-    if n != expected as u64 {
-        return Err(E::from(StoreError::Corrupt(format!("read {n} events where the snapshot holds {expected}"))));
+    // A read that leaves nothing out must end on the snapshot's last row.
+    if !read.fold_only && read.types.is_none() && last_read != last {
+        return Err(E::from(StoreError::Corrupt(format!(
+            "the read stopped at position {last_read}; the snapshot ends at {last}"
+        ))));
     }
-    Ok(n)
+    Ok(ReadSummary { rows: n, last_position: last })
 }
 
 pub async fn load_streams(pool: &SqlitePool, aggregate_type: &str, ids: &[String]) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -137,13 +158,19 @@ pub async fn append(pool: &SqlitePool, events: &[NewEvent], inputs: &[NewInput],
             return Err(StoreError::Stale(since));
         }
     }
-    for (ty, id, expected) in &guard.streams {
-        let last: Option<i64> = sqlx::query_scalar("SELECT max(sequence) FROM events WHERE aggregate_type = ?1 AND aggregate_id = ?2")
-            .bind(*ty)
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        if last.unwrap_or(0) != *expected {
+    if !guard.streams.is_empty() {
+        // Every stream in one statement.
+        let streams = serde_json::to_string(&guard.streams).expect("streams serialise");
+        let moved: Option<(String, String)> = sqlx::query_as(
+            "SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]') FROM json_each(?1) AS j \
+             WHERE COALESCE((SELECT max(e.sequence) FROM events e WHERE e.aggregate_type = json_extract(j.value, '$[0]') \
+                                                                    AND e.aggregate_id = json_extract(j.value, '$[1]')), 0) \
+                   <> json_extract(j.value, '$[2]') LIMIT 1",
+        )
+        .bind(streams)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((ty, id)) = moved {
             return Err(StoreError::Conflict(format!("{ty}/{id}")));
         }
     }
@@ -177,13 +204,13 @@ pub async fn append(pool: &SqlitePool, events: &[NewEvent], inputs: &[NewInput],
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, global_position, chain_hash) ",
             );
-            qb.push_values(chunk, |mut b, (e, pos, canon, h)| {
+            qb.push_values(chunk, |mut b, (e, pos, h)| {
                 b.push_bind(e.aggregate_type)
                     .push_bind(&e.aggregate_id)
                     .push_bind(e.sequence)
-                    .push_bind(&e.event_type)
+                    .push_bind(e.event_type)
                     .push_bind(e.event_version)
-                    .push_bind(canon)
+                    .push_bind(&e.payload)
                     .push("'{}'")
                     .push_bind(*pos)
                     .push_bind(h);

@@ -85,61 +85,63 @@ pub struct PaymentContext {
 /// Published contract: names and fields are never edited once shipped.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PaymentEvent {
+    // The fields of every variant are declared in key order, so an event
+    // serialises straight to its canonical JSON text (the event log's form).
     Authorized {
-        event_id: EventId,
-        merchant_id: MerchantId,
-        brand: Brand,
         amount: Yen,
-        card: CardToken,
-        installments: Option<u8>,
         at: Instant,
+        brand: Brand,
+        card: CardToken,
+        event_id: EventId,
+        installments: Option<u8>,
+        merchant_id: MerchantId,
     },
     AuthorizationDeclined {
-        event_id: EventId,
-        merchant_id: MerchantId,
-        brand: Brand,
         amount: Yen,
-        card: CardToken,
-        installments: Option<u8>,
-        codes: Vec<String>,
         at: Instant,
+        brand: Brand,
+        card: CardToken,
+        codes: Vec<String>,
+        event_id: EventId,
+        installments: Option<u8>,
+        merchant_id: MerchantId,
     },
     Captured {
-        event_id: EventId,
-        merchant_id: MerchantId,
-        brand: Brand,
         amount: Yen,
         at: Instant,
+        brand: Brand,
+        event_id: EventId,
+        merchant_id: MerchantId,
     },
     AuthorizationVoided {
+        at: Instant,
         event_id: EventId,
         merchant_id: MerchantId,
-        at: Instant,
     },
     SaleCancelled {
-        event_id: EventId,
-        merchant_id: MerchantId,
-        brand: Brand,
         amount: Yen,
         at: Instant,
+        brand: Brand,
         /// When the cancelled sale was captured: the settlement finds the
         /// sale's cycle (and so its settled rate) without keeping every sale.
         #[serde(default)]
         captured_at: Option<Instant>,
+        event_id: EventId,
+        merchant_id: MerchantId,
     },
     ChargedBack {
-        event_id: EventId,
-        merchant_id: MerchantId,
-        brand: Brand,
         amount: Yen,
         at: Instant,
+        brand: Brand,
+        event_id: EventId,
+        merchant_id: MerchantId,
     },
     ChargebackReversed {
-        event_id: EventId,
-        merchant_id: MerchantId,
-        brand: Brand,
         amount: Yen,
         at: Instant,
+        brand: Brand,
+        event_id: EventId,
+        merchant_id: MerchantId,
     },
 }
 

@@ -15,7 +15,7 @@ use domain::time::{booking_date, Instant};
 use domain::{BrandGroup, MerchantContract, MerchantId, Rates, TxnId, Yen};
 use payout::cycle::Cycle;
 use payout::rules::{self, GroupSales, StatementInput};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::events::{RunCompleted, StatementClosed};
 use crate::shard::Shard;
@@ -74,28 +74,81 @@ struct Sale {
     cycle: Cycle,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Bucket {
     groups: [GroupSales; 3],
-    /// The sales counted here, forgotten when the cycle closes.
+    /// The sales counted here, forgotten when the cycle closes (only when the
+    /// ledger tracks sales; never in a checkpoint).
+    #[serde(skip)]
     sale_ids: Vec<TxnId>,
     /// (group, amount, cycle of the sale) of each cancel of an earlier cycle's sale.
     red_slips: Vec<(BrandGroup, Yen, Cycle)>,
     chargebacks: Yen,
     chargeback_events: u32,
+    /// Only for `statements explain`; never in a checkpoint.
+    #[serde(skip)]
     items: Vec<ExplainItem>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Book {
     id: MerchantId,
     contract: Option<MerchantContract>,
     /// The last cycle with a closed statement.
     closed: Option<Cycle>,
     carry: Yen,
+    #[serde(with = "pairs")]
     open: BTreeMap<Cycle, Bucket>,
-    /// The rates each closed cycle's sales were settled at (for red slips).
+    /// The rates closed cycles' sales were settled at (for red slips): an entry
+    /// where they changed, in force until the next entry.
+    #[serde(with = "pairs")]
     settled_rates: BTreeMap<Cycle, Rates>,
+}
+
+/// Maps whose keys are not strings, written as lists of pairs.
+mod pairs {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(m: &BTreeMap<K, V>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.iter())
+    }
+
+    pub fn deserialize<'de, K: Deserialize<'de> + Ord, V: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<K, V>, D::Error> {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
+}
+
+/// The ledger's state at a position of the log, as the batch's checkpoint
+/// keeps it: everything a fold of the rest of the log needs, and nothing of
+/// the audit's (open sales one by one, explanations). The same log prefix
+/// always gives the same snapshot, whichever ledger folded it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LedgerSnapshot {
+    books: Vec<Book>,
+    late_sales: BTreeMap<TxnId, Cycle>,
+    global_closed: Option<Cycle>,
+    shard_closed: Vec<(Shard, Cycle)>,
+}
+
+impl PartialEq for Book {
+    fn eq(&self, o: &Book) -> bool {
+        (&self.id, &self.contract, self.closed, self.carry, &self.open, &self.settled_rates)
+            == (&o.id, &o.contract, o.closed, o.carry, &o.open, &o.settled_rates)
+    }
+}
+
+impl Bucket {
+    /// Whether this cycle has a statement of its own (a carry-in aside).
+    fn makes_statement(&self) -> bool {
+        self.groups.iter().any(|g| g.count > 0) || !self.red_slips.is_empty() || self.chargeback_events > 0
+    }
+}
+
+impl PartialEq for Bucket {
+    fn eq(&self, o: &Bucket) -> bool {
+        (self.groups, &self.red_slips, self.chargebacks, self.chargeback_events) == (o.groups, &o.red_slips, o.chargebacks, o.chargeback_events)
+    }
 }
 
 /// A difference found while verifying recorded statements.
@@ -121,6 +174,11 @@ pub struct Ledger {
     late_sales: HashMap<TxnId, Cycle>,
     global_closed: Option<Cycle>,
     shard_closed: HashMap<Shard, Cycle>,
+    /// Whether every open sale is remembered (`sales`, `Bucket::sale_ids`). The
+    /// audit does, to find cancels the aggregates could not have produced; the
+    /// batch does not need to: a cancel carries its sale's brand, amount and
+    /// capture instant, and late-booked sales are in `late_sales`.
+    track_sales: bool,
     explain: Option<MerchantId>,
     explained: BTreeMap<Cycle, (StatementClosed, Vec<ExplainItem>)>,
     /// Inconsistencies of the log itself (an event the aggregates could not have
@@ -129,14 +187,84 @@ pub struct Ledger {
 }
 
 impl Ledger {
+    /// The batch's ledger: open sales are not remembered one by one.
     pub fn new() -> Ledger {
         Ledger::default()
+    }
+
+    /// The audit's ledger: every open sale is remembered, so a cancel without a
+    /// sale, or naming another merchant than its sale, is reported.
+    pub fn tracking_sales() -> Ledger {
+        Ledger {
+            track_sales: true,
+            ..Ledger::default()
+        }
+    }
+
+    /// The state to continue from without folding the log again. None when the
+    /// fold met an event it could not place (an anomaly): such a state is not
+    /// worth keeping.
+    pub fn snapshot(&self) -> Option<LedgerSnapshot> {
+        if !self.anomalies.is_empty() {
+            return None;
+        }
+        let mut shard_closed: Vec<(Shard, Cycle)> = self.shard_closed.iter().map(|(s, c)| (*s, *c)).collect();
+        shard_closed.sort_by_key(|(s, _)| (s.n, s.k));
+        Some(LedgerSnapshot {
+            books: self
+                .books
+                .iter()
+                .map(|b| {
+                    // A bucket of a closed cycle that makes no statement (its
+                    // sales cancelled in the cycle) never changes again: the
+                    // batch drops it when it closes the merchant, the audit's
+                    // fold when it checks the run. Either way it is not state.
+                    let closed = self.closed_for(b);
+                    let live = |(c, k): &(&Cycle, &Bucket)| !(closed.is_some_and(|cl| **c <= cl) && !k.makes_statement());
+                    Book {
+                        open: b
+                            .open
+                            .iter()
+                            .filter(live)
+                            .map(|(c, k)| {
+                                (
+                                    *c,
+                                    Bucket {
+                                        sale_ids: Vec::new(),
+                                        items: Vec::new(),
+                                        ..k.clone()
+                                    },
+                                )
+                            })
+                            .collect(),
+                        ..b.clone()
+                    }
+                })
+                .collect(),
+            late_sales: self.late_sales.iter().map(|(t, c)| (t.clone(), *c)).collect(),
+            global_closed: self.global_closed,
+            shard_closed,
+        })
+    }
+
+    /// The batch's ledger (not tracking sales) continuing from a snapshot.
+    pub fn restore(s: LedgerSnapshot) -> Ledger {
+        let index = s.books.iter().enumerate().map(|(i, b)| (b.id.clone(), u32::try_from(i).expect("fewer than 2^32 merchants"))).collect();
+        Ledger {
+            books: s.books,
+            index,
+            late_sales: s.late_sales.into_iter().collect(),
+            global_closed: s.global_closed,
+            shard_closed: s.shard_closed.into_iter().collect(),
+            ..Ledger::default()
+        }
     }
 
     /// A ledger that keeps, for one merchant, every event behind every line.
     pub fn explaining(merchant: MerchantId) -> Ledger {
         Ledger {
             explain: Some(merchant),
+            track_sales: true,
             ..Ledger::default()
         }
     }
@@ -219,20 +347,25 @@ impl Ledger {
         };
         let (line, effect, reason) = match e {
             PaymentEvent::Captured { .. } => {
-                self.sales.insert(
-                    txn.clone(),
-                    Sale {
-                        merchant: b,
-                        group,
-                        amount,
-                        cycle,
-                    },
-                );
+                if self.track_sales {
+                    self.sales.insert(
+                        txn.clone(),
+                        Sale {
+                            merchant: b,
+                            group,
+                            amount,
+                            cycle,
+                        },
+                    );
+                }
                 if late {
                     self.late_sales.insert(txn.clone(), cycle);
                 }
+                let track = self.track_sales;
                 let bucket = self.books[b as usize].open.entry(cycle).or_default();
-                bucket.sale_ids.push(txn.clone());
+                if track {
+                    bucket.sale_ids.push(txn.clone());
+                }
                 let g = &mut bucket.groups[group.index()];
                 g.count += 1;
                 g.sales += amount;
@@ -242,7 +375,9 @@ impl Ledger {
                 let late_cycle = self.late_sales.remove(txn);
                 let sale = match self.sales.remove(txn) {
                     Some(sale) => sale,
-                    // The sale's cycle is closed: it was settled there.
+                    // The sale's cycle is closed (it was settled there), or the
+                    // batch's ledger does not remember open sales: the cancel
+                    // tells the sale's cycle.
                     None => match late_cycle.or_else(|| captured_at.map(|c| Cycle::containing(booking_date(&c)))) {
                         Some(sale_cycle) => Sale {
                             merchant: b,
@@ -358,8 +493,7 @@ impl Ledger {
     /// The statement of one cycle from its bucket, or None when it has none.
     fn compute(&mut self, b: u32, cycle: Cycle, bucket: Bucket) -> Option<(Statement, Vec<ExplainItem>)> {
         let book = &self.books[b as usize];
-        let counted = bucket.groups.iter().any(|g| g.count > 0);
-        let exists = counted || !bucket.red_slips.is_empty() || bucket.chargeback_events > 0 || !book.carry.is_zero();
+        let exists = bucket.makes_statement() || !book.carry.is_zero();
         if !exists {
             return None;
         }
@@ -374,7 +508,8 @@ impl Ledger {
         let mut red_slips = Yen::ZERO;
         let mut red_effects = Vec::with_capacity(bucket.red_slips.len());
         for (group, amount, sale_cycle) in &bucket.red_slips {
-            let rates = book.settled_rates.get(sale_cycle).copied().unwrap_or(contract.rates);
+            // The rates in force for the sale's cycle (entries are kept where they changed).
+            let rates = book.settled_rates.range(..=*sale_cycle).next_back().map_or(contract.rates, |(_, r)| *r);
             let v = -rules::net_of_fee(*amount, rates.for_group(*group));
             red_slips += v;
             red_effects.push(v);
@@ -418,7 +553,9 @@ impl Ledger {
         let book = &mut self.books[b as usize];
         book.closed = Some(cycle);
         book.carry = st.figures.carry_out;
-        book.settled_rates.insert(cycle, st.figures.rates);
+        if book.settled_rates.range(..cycle).next_back().map(|(_, r)| *r) != Some(st.figures.rates) {
+            book.settled_rates.insert(cycle, st.figures.rates);
+        }
         // Buckets of this and earlier cycles are settled (or made no statement).
         let later = book.open.split_off(&cycle.next());
         let done = std::mem::replace(&mut book.open, later);

@@ -3,6 +3,10 @@
 //! 127.0.0.1:5432 per test), and the shared fixtures.
 #![allow(dead_code)]
 
+pub mod history;
+#[allow(unused_imports)]
+pub use history::{generate, HistoryIds};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,6 +93,27 @@ impl TestStore {
         let p = self.dir.path().join(name);
         std::fs::write(&p, content).expect("write fixture");
         p
+    }
+
+    /// The rows of a query, each a list of fields (NULL as empty).
+    pub fn query(&self, sql: &str) -> Vec<Vec<String>> {
+        let out = match self.kind {
+            Kind::Postgres => {
+                let db = self.db.as_ref().unwrap();
+                Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-d", db, "-q", "-At", "-F", "\x1f", "-v", "ON_ERROR_STOP=1", "-c", sql]).output().expect("psql runs")
+            }
+            Kind::Sqlite => Command::new("python3")
+                .args([
+                    "-c",
+                    "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nfor r in c.execute(sys.argv[2]): print('\\x1f'.join('' if v is None else str(v) for v in r))",
+                    &self.url["sqlite://".len()..],
+                    sql,
+                ])
+                .output()
+                .expect("python3 runs"),
+        };
+        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| l.split('\x1f').map(str::to_string).collect()).collect()
     }
 
     /// Runs SQL directly against the store (for tamper drills).

@@ -1,0 +1,178 @@
+//! Incremental nights: the nightly batch keeps a checkpoint of the history in
+//! the store and the next night folds only what was recorded after it. Night
+//! after night (a day's file ingested, then `settle`), the result must be
+//! exactly that of the same nights folding the whole log each time: statements,
+//! notices, transfer files, refusals. The audit checks the checkpoint against
+//! the log; a checkpoint whose row changed is ignored by the batch, one whose
+//! content was altered is reported.
+mod common;
+use common::*;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{Days, NaiveDate};
+
+const FROM: &str = "2019-09-01";
+const TO: &str = "2019-11-20";
+/// The nights run: every day of the history and a few after it, so cycles
+/// close, notices come due and transfer files are written along the way.
+const LAST_NIGHT: &str = "2019-12-02";
+
+fn d(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+/// The history as one file a night: each row in the file of its own date,
+/// except the sale of every 23rd transaction, delivered ten days late: booked
+/// into a later cycle when its own has closed, and what came after it (a
+/// cancel, a chargeback) refused while the sale was still to come.
+fn nightly_files() -> (String, BTreeMap<NaiveDate, String>) {
+    let naming = HistoryIds {
+        first_merchant: 810_000_001,
+        event_prefix: "n",
+        txn_prefix: "nt",
+    };
+    let (merchants, events) = generate(&naming, 12, 30, d(FROM), d(TO), 20_191_120);
+    let mut files: BTreeMap<NaiveDate, String> = BTreeMap::new();
+    for row in events.lines().skip(1) {
+        let f: Vec<&str> = row.split(',').collect();
+        let day = d(&f[4][..10]);
+        let txn: u64 = f[2].trim_start_matches("nt").parse().unwrap();
+        let night = if txn % 23 == 0 && f[1] == "sale" { day + Days::new(10) } else { day };
+        files.entry(night).or_insert_with(|| format!("{EVENTS_HEADER}\n")).push_str(&format!("{row}\n"));
+    }
+    (merchants, files)
+}
+
+/// What a store ended with: every export a user reads, and the notices and
+/// transfer files as recorded and written.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    statements: String,
+    refusals: String,
+    notices: Vec<Vec<String>>,
+    transfer_files: BTreeMap<String, Vec<u8>>,
+    notice_files: Vec<String>,
+}
+
+fn files_in(p: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(p)
+        .map(|rd| rd.map(|e| e.unwrap()).map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())).collect())
+        .unwrap_or_default()
+}
+
+fn outcome(s: &TestStore) -> Outcome {
+    Outcome {
+        statements: s.ok(&["statements", "export", "--format", "csv"]),
+        refusals: s.ok(&["refusals", "export", "--format", "csv"]),
+        notices: s.query("SELECT aggregate_id, sequence, payload FROM events WHERE aggregate_type = 'Notice' ORDER BY aggregate_id, sequence"),
+        transfer_files: files_in(&s.path().join("transfers")),
+        notice_files: files_in(&s.path().join("notices")).into_keys().collect(),
+    }
+}
+
+fn checkpoints(s: &TestStore) -> usize {
+    s.query("SELECT count(*) FROM checkpoints")[0][0].parse().unwrap()
+}
+
+/// Every night: that night's file (if any), then the batch. With `forget`, the
+/// checkpoint is deleted before each batch, which then folds the whole log.
+fn nights(kind: Kind, forget: bool) -> (TestStore, Vec<String>) {
+    let (merchants, files) = nightly_files();
+    let s = TestStore::new(kind);
+    let p = s.write("merchants.csv", &merchants);
+    s.ok(&["ingest", "merchants", p.to_str().unwrap()]);
+    let mut summaries = Vec::new();
+    let mut night = d(FROM);
+    while night <= d(LAST_NIGHT) {
+        if let Some(text) = files.get(&night) {
+            let p = s.write("day.csv", text);
+            s.ok(&["ingest", "events", p.to_str().unwrap()]);
+        }
+        if forget {
+            s.sql("DELETE FROM checkpoints");
+        }
+        let o = s.run(&["settle", "--through", &night.to_string()]);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{kind:?} night {night}: {err}");
+        summaries.push(err.lines().filter(|l| l.starts_with("settle through")).collect::<Vec<_>>().join("\n"));
+        night = night + Days::new(1);
+    }
+    (s, summaries)
+}
+
+#[test]
+fn nights_from_the_checkpoint_equal_nights_that_fold_the_whole_log() {
+    for kind in KINDS {
+        let (incremental, inc_summaries) = nights(kind, false);
+        let (whole, whole_summaries) = nights(kind, true);
+        assert_eq!(checkpoints(&incremental), 1, "{kind:?}: the batch keeps one checkpoint");
+        assert_eq!(inc_summaries, whole_summaries, "{kind:?}: every night closed, issued and wrote the same");
+        let (a, b) = (outcome(&incremental), outcome(&whole));
+        assert!(a.statements.lines().count() > 100, "{kind:?}: the history closes statements: {}", a.statements);
+        assert!(a.notices.len() > 20 && a.transfer_files.len() >= 4, "{kind:?}: notices and transfer files were issued");
+        assert!(a.refusals.lines().count() > 1, "{kind:?}: late rows were refused: {}", a.refusals);
+        assert_eq!(a, b, "{kind:?}: nights from the checkpoint and nights folding the whole log");
+        for s in [&incremental, &whole] {
+            let o = s.run(&["audit", "replay"]);
+            assert_eq!(o.status.code(), Some(0), "{kind:?}: audit:\n{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        }
+    }
+}
+
+/// The sample history settled, with a checkpoint kept.
+fn settled_sample(kind: Kind) -> TestStore {
+    let s = TestStore::new(kind);
+    let dir = sample_dir();
+    s.ok(&["ingest", "merchants", dir.join("merchants.csv").to_str().unwrap()]);
+    s.ok(&["ingest", "events", dir.join("events.csv").to_str().unwrap()]);
+    // September closed: the merchant carries ¥-7,126 into October.
+    s.ok(&["settle", "--through", "2019-09-30"]);
+    assert_eq!(checkpoints(&s), 1, "{kind:?}: a checkpoint was kept");
+    s
+}
+
+const EXPECTED_THROUGH_NOVEMBER: &str = "sample statements through 2019-11-30";
+
+#[test]
+fn an_altered_checkpoint_is_reported_by_the_audit() {
+    for kind in KINDS {
+        let s = settled_sample(kind);
+        let o = s.run(&["audit", "replay"]);
+        assert_eq!(o.status.code(), Some(0), "{kind:?}: untouched: {}", String::from_utf8_lossy(&o.stderr));
+        // A merchant's carried balance edited inside the checkpoint.
+        let data = &s.query("SELECT data FROM checkpoints")[0][0];
+        assert!(data.contains("\"carry\":-7126"), "{kind:?}: the sample merchant carries ¥-7,126 into October: {data}");
+        s.sql("UPDATE checkpoints SET data = replace(data, '\"carry\":-7126', '\"carry\":0')");
+        let o = s.run(&["audit", "replay"]);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert_eq!(o.status.code(), Some(1), "{kind:?}: the audit finds the altered checkpoint: {out}");
+        assert!(out.contains("checkpoint at position") && out.contains("differs from the fold of the log"), "{kind:?}: {out}");
+        // Deleting it is the remedy: the next night folds the whole log.
+        s.sql("DELETE FROM checkpoints");
+        s.ok(&["settle", "--through", "2019-11-30"]);
+        let expected = std::fs::read_to_string(sample_dir().join("statements.csv")).unwrap();
+        assert_eq!(s.ok(&["statements", "export", "--format", "csv"]), expected, "{kind:?}: {EXPECTED_THROUGH_NOVEMBER}");
+        let o = s.run(&["audit", "replay"]);
+        assert_eq!(o.status.code(), Some(0), "{kind:?}: clean again: {}", String::from_utf8_lossy(&o.stdout));
+    }
+}
+
+#[test]
+fn a_checkpoint_whose_row_changed_is_ignored_by_the_batch() {
+    for kind in KINDS {
+        let s = settled_sample(kind);
+        // The checkpoint's content altered as above, and its row's hash too, as
+        // if the log under it had been rewritten: the batch must not use it.
+        s.sql("UPDATE checkpoints SET data = replace(data, '\"carry\":-7126', '\"carry\":0'), chain_hash = 'x'");
+        let o = s.run(&["settle", "--through", "2019-11-30"]);
+        assert!(o.status.success(), "{kind:?}: {}", String::from_utf8_lossy(&o.stderr));
+        let expected = std::fs::read_to_string(sample_dir().join("statements.csv")).unwrap();
+        assert_eq!(s.ok(&["statements", "export", "--format", "csv"]), expected, "{kind:?}: {EXPECTED_THROUGH_NOVEMBER}");
+        // The run kept a fresh checkpoint, which the audit finds sound.
+        let o = s.run(&["audit", "replay"]);
+        assert_eq!(o.status.code(), Some(0), "{kind:?}: {}", String::from_utf8_lossy(&o.stdout));
+        assert_ne!(s.query("SELECT chain_hash FROM checkpoints")[0][0], "x", "{kind:?}: replaced by a true one");
+    }
+}
