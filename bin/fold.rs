@@ -15,7 +15,7 @@ use projections::{Ledger, RunCompleted, SettlementEvent, StatementClosed};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppError;
-use crate::store::{Read, RecordedEvent, Store, StoreError, CHAIN_GENESIS};
+use crate::store::{FOLD_SKIPPED_EVENT_TYPES, Read, RecordedEvent, Store, StoreError, CHAIN_GENESIS};
 
 /// A notice revision as issued: everything it shows, and the PDF's hash.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -171,13 +171,76 @@ pub struct History {
     /// With verification on: every difference found.
     pub findings: Vec<Finding>,
     verify: bool,
-    chain_prev: String,
-    chain_prev_position: i64,
-    chain_unsealed_from: Option<i64>,
+    chain: ChainCheck,
     /// With a position: the snapshot of the history right after that row
     /// (the audit compares it with the stored checkpoint).
     snapshot_at: Option<i64>,
     pub snapshot_taken: Option<Option<HistorySnapshot>>,
+}
+
+/// The hash chain as checked so far: the last stored hash read, where a run
+/// of unsealed rows began, and what did not match.
+struct ChainCheck {
+    prev: String,
+    prev_position: i64,
+    unsealed_from: Option<i64>,
+    findings: Vec<Finding>,
+}
+
+impl Default for ChainCheck {
+    fn default() -> Self {
+        ChainCheck {
+            prev: CHAIN_GENESIS.to_string(),
+            prev_position: 0,
+            unsealed_from: None,
+            findings: Vec::new(),
+        }
+    }
+}
+
+impl ChainCheck {
+    fn check(&mut self, r: &mut RecordedEvent) -> Result<(), AppError> {
+        match r.chain_hash.take() {
+            None => {
+                self.unsealed_from.get_or_insert(r.position);
+                if r.aggregate_type != "Merchant" {
+                    self.findings.push(Finding {
+                        place: format!("position {} ({} {} sequence {})", r.position, r.aggregate_type, r.aggregate_id, r.sequence),
+                        field: "chain_hash".into(),
+                        recorded: "missing".into(),
+                        recomputed: "only merchant imports leave rows to be sealed: this row was written outside upay's writers".into(),
+                    });
+                }
+            }
+            Some(h) => {
+                if let Some(from) = self.unsealed_from.take() {
+                    self.findings.push(Finding {
+                        place: format!("position {from}"),
+                        field: "chain_hash".into(),
+                        recorded: "missing".into(),
+                        recomputed: "rows after it are sealed: the hash was removed".into(),
+                    });
+                }
+                if !r.hash_matches(&self.prev, &h).map_err(AppError::Store)? {
+                    let expected = r.expected_hash(&self.prev).map_err(AppError::Store)?;
+                    self.findings.push(Finding {
+                        place: format!("position {} ({} {} sequence {})", r.position, r.aggregate_type, r.aggregate_id, r.sequence),
+                        field: "chain_hash".into(),
+                        recorded: h.clone(),
+                        recomputed: format!(
+                            "{expected}: this row or its order was changed, or a row between position {} and position {} was inserted or deleted",
+                            self.prev_position, r.position
+                        ),
+                    });
+                }
+                // Continue from the stored hash so one edit is reported once.
+                self.prev = h;
+                self.prev_position = r.position;
+            }
+        }
+        Ok(())
+    }
+
 }
 
 fn corrupt(r: &RecordedEvent, e: impl std::fmt::Display) -> AppError {
@@ -198,7 +261,6 @@ impl History {
         let h = History {
             verify,
             ledger,
-            chain_prev: CHAIN_GENESIS.to_string(),
             ..History::default()
         };
         let read = Read {
@@ -220,23 +282,40 @@ impl History {
         /// Batches read ahead of the fold at most.
         const FOLD_BATCHES_AHEAD: usize = 8;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<RecordedEvent>>(FOLD_BATCHES_AHEAD);
+        // Folded batches come back to be filled again: the rows' strings are
+        // allocated once and freed on the thread that allocated them.
+        let (give_back, taken_back) = std::sync::mpsc::sync_channel::<Vec<RecordedEvent>>(FOLD_BATCHES_AHEAD + 2);
         let mut h = self;
+        // The chain is checked as rows arrive, beside the fold: each row's
+        // check needs only the hash stored on the row before it.
+        let mut chain = h.verify.then(|| std::mem::take(&mut h.chain));
         let worker = std::thread::Builder::new()
             .name("upay-fold".into())
             .spawn(move || -> Result<History, AppError> {
                 for batch in rx {
-                    for r in batch {
+                    for r in &batch {
                         h.apply(r)?;
                     }
+                    // The reader may be done and gone: then the batch is dropped here.
+                    let _ = give_back.try_send(batch);
                 }
                 Ok(h)
             })
             .map_err(|e| AppError::Invariant(format!("cannot start the fold thread: {e}")))?;
         let mut buf = Vec::with_capacity(FOLD_BATCH_ROWS);
+        let mut spare: Vec<RecordedEvent> = Vec::new();
         let mut stopped = false;
         let read_result = st
             .for_each_event::<AppError, _>(read, |r| {
-                buf.push(r);
+                if let Some(c) = chain.as_mut() {
+                    c.check(r)?;
+                }
+                if spare.is_empty() {
+                    if let Ok(back) = taken_back.try_recv() {
+                        spare = back;
+                    }
+                }
+                buf.push(std::mem::replace(r, spare.pop().unwrap_or_default()));
                 if buf.len() == FOLD_BATCH_ROWS {
                     let full = std::mem::replace(&mut buf, Vec::with_capacity(FOLD_BATCH_ROWS));
                     if tx.send(full).is_err() {
@@ -259,31 +338,37 @@ impl History {
         };
         let mut h = folded?;
         let read = read_result?;
+        if let Some(mut c) = chain {
+            // The log's integrity first, then what the fold found.
+            h.findings.splice(0..0, std::mem::take(&mut c.findings));
+            h.chain = c;
+        }
         h.events_read += read.rows;
         // Rows a fold-only read left on the server are seen too.
         h.last_position = h.last_position.max(read.last_position);
         Ok(h)
     }
 
-    pub fn apply(&mut self, r: RecordedEvent) -> Result<(), AppError> {
-        if self.verify {
-            self.check_chain(&r)?;
-        }
+    /// Folds one row (its chain hash is checked by `fold`, as it is read).
+    pub fn apply(&mut self, r: &RecordedEvent) -> Result<(), AppError> {
         self.last_position = r.position;
-        match r.aggregate_type.as_str() {
+        match &*r.aggregate_type {
+            // What the ledger does not book is not decoded (a full read
+            // carries the event type; a fold-only read leaves these rows out).
+            "Payment" if FOLD_SKIPPED_EVENT_TYPES.contains(&&*r.event_type) => {}
             "Payment" => {
-                let e: PaymentEvent = serde_json::from_str(&r.payload).map_err(|e| corrupt(&r, e))?;
-                let txn = TxnId::parse(&r.aggregate_id).map_err(|e| corrupt(&r, e))?;
+                let e: PaymentEvent = serde_json::from_str(&r.payload).map_err(|e| corrupt(r, e))?;
+                let txn = TxnId::parse(&r.aggregate_id).map_err(|e| corrupt(r, e))?;
                 self.ledger.apply_payment(r.position, &txn, &e);
             }
             "Merchant" => {
-                let e: MerchantEvent = serde_json::from_str(&r.payload).map_err(|e| corrupt(&r, e))?;
+                let e: MerchantEvent = serde_json::from_str(&r.payload).map_err(|e| corrupt(r, e))?;
                 self.ledger.apply_merchant(&e);
             }
             SETTLEMENT => {
-                let e: SettlementEvent = serde_json::from_str(&r.payload).map_err(|e| corrupt(&r, e))?;
+                let e: SettlementEvent = serde_json::from_str(&r.payload).map_err(|e| corrupt(r, e))?;
                 let SettlementEvent::StatementClosed(st) = e else {
-                    return Err(corrupt(&r, "not a statement"));
+                    return Err(corrupt(r, "not a statement"));
                 };
                 let diffs = self.ledger.apply_statement_closed(&st, self.verify);
                 self.findings.extend(diffs.into_iter().map(Finding::from));
@@ -293,20 +378,20 @@ impl History {
                 self.statements.insert((m, st.period_start), st);
             }
             SETTLEMENT_RUN => {
-                let e: SettlementEvent = serde_json::from_str(&r.payload).map_err(|e| corrupt(&r, e))?;
+                let e: SettlementEvent = serde_json::from_str(&r.payload).map_err(|e| corrupt(r, e))?;
                 let SettlementEvent::RunCompleted(run) = e else {
-                    return Err(corrupt(&r, "not a run"));
+                    return Err(corrupt(r, "not a run"));
                 };
                 let diffs = self.ledger.apply_run_completed(&run, self.verify);
                 self.findings.extend(diffs.into_iter().map(Finding::from));
                 self.runs.push(run);
             }
             NOTICE => {
-                let n: NoticeIssued = serde_json::from_str(&r.payload).map_err(|e| corrupt(&r, e))?;
+                let n: NoticeIssued = serde_json::from_str(&r.payload).map_err(|e| corrupt(r, e))?;
                 self.notices.entry(r.aggregate_id.clone()).or_default().push(n);
             }
             TRANSFER_FILE => {
-                let t: TransferFileWritten = serde_json::from_str(&r.payload).map_err(|e| corrupt(&r, e))?;
+                let t: TransferFileWritten = serde_json::from_str(&r.payload).map_err(|e| corrupt(r, e))?;
                 self.transfer_dates.insert(t.payout_date);
                 self.transfer_files.insert(t.payout_date, t);
             }
@@ -344,10 +429,7 @@ impl History {
             },
         };
         let from = start.as_ref().map_or(0, |h| h.last_position);
-        let h = start.unwrap_or_else(|| History {
-            chain_prev: CHAIN_GENESIS.to_string(),
-            ..History::default()
-        });
+        let h = start.unwrap_or_default();
         let read = Read {
             after: from,
             fold_only: true,
@@ -362,7 +444,6 @@ impl History {
         let h = History {
             verify: true,
             ledger: Ledger::tracking_sales(),
-            chain_prev: CHAIN_GENESIS.to_string(),
             snapshot_at: Some(position),
             ..History::default()
         };
@@ -422,56 +503,13 @@ impl History {
             transfer_dates: s.transfer_dates,
             runs: s.runs,
             last_position: s.position,
-            chain_prev: CHAIN_GENESIS.to_string(),
             ..History::default()
         }
     }
 
-    fn check_chain(&mut self, r: &RecordedEvent) -> Result<(), AppError> {
-        match &r.chain_hash {
-            None => {
-                self.chain_unsealed_from.get_or_insert(r.position);
-                if r.aggregate_type != "Merchant" {
-                    self.findings.push(Finding {
-                        place: format!("position {} ({} {} sequence {})", r.position, r.aggregate_type, r.aggregate_id, r.sequence),
-                        field: "chain_hash".into(),
-                        recorded: "missing".into(),
-                        recomputed: "only merchant imports leave rows to be sealed: this row was written outside upay's writers".into(),
-                    });
-                }
-            }
-            Some(h) => {
-                if let Some(from) = self.chain_unsealed_from.take() {
-                    self.findings.push(Finding {
-                        place: format!("position {from}"),
-                        field: "chain_hash".into(),
-                        recorded: "missing".into(),
-                        recomputed: "rows after it are sealed: the hash was removed".into(),
-                    });
-                }
-                if !r.hash_matches(&self.chain_prev, h).map_err(AppError::Store)? {
-                    let expected = r.expected_hash(&self.chain_prev).map_err(AppError::Store)?;
-                    self.findings.push(Finding {
-                        place: format!("position {} ({} {} sequence {})", r.position, r.aggregate_type, r.aggregate_id, r.sequence),
-                        field: "chain_hash".into(),
-                        recorded: h.clone(),
-                        recomputed: format!(
-                            "{expected}: this row or its order was changed, or a row between position {} and position {} was inserted or deleted",
-                            self.chain_prev_position, r.position
-                        ),
-                    });
-                }
-                // Continue from the stored hash so one edit is reported once.
-                self.chain_prev = h.clone();
-                self.chain_prev_position = r.position;
-            }
-        }
-        Ok(())
-    }
-
     /// The last chained hash read, for the comparison with the log head.
     pub fn chain_head(&self) -> (&str, Option<i64>) {
-        (&self.chain_prev, self.chain_unsealed_from)
+        (&self.chain.prev, self.chain.unsealed_from)
     }
 
     /// The latest `through` of a run covering everything (for the export).

@@ -514,6 +514,9 @@ pub async fn registered_merchants(st: &Store) -> Result<HashSet<MerchantId>, App
         .collect()
 }
 
+/// The write of a chunk, running while the next one is decided.
+type ChunkWrite = tokio::task::JoinHandle<Result<(), StoreError>>;
+
 /// What a chunk's rows came to, once its write commits.
 struct ChunkOutcome {
     recorded: u64,
@@ -647,7 +650,7 @@ pub async fn record_events(st: &Store, path: &Path, file: EventsFile) -> Result<
     // dropped and the ingest goes on from k with the state reloaded.
     let mut attempts = vec![0usize; chunks.len()];
     let mut next = 0usize;
-    let mut in_flight: Option<(usize, tokio::task::JoinHandle<Result<(), StoreError>>, ChunkOutcome)> = None;
+    let mut in_flight: Option<(usize, ChunkWrite, ChunkOutcome)> = None;
     loop {
         let decided = match chunks.get(next) {
             Some(chunk) => Some(decide_chunk(st, chunk, &mut cache, &merchants).await?),

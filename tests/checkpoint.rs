@@ -39,7 +39,7 @@ fn nightly_files() -> (String, BTreeMap<NaiveDate, String>) {
         let f: Vec<&str> = row.split(',').collect();
         let day = d(&f[4][..10]);
         let txn: u64 = f[2].trim_start_matches("nt").parse().unwrap();
-        let night = if txn % 23 == 0 && f[1] == "sale" { day + Days::new(10) } else { day };
+        let night = if txn.is_multiple_of(23) && f[1] == "sale" { day + Days::new(10) } else { day };
         files.entry(night).or_insert_with(|| format!("{EVENTS_HEADER}\n")).push_str(&format!("{row}\n"));
     }
     (merchants, files)

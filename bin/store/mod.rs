@@ -32,18 +32,72 @@ pub enum StoreError {
 }
 
 /// A row of the events table as read back.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct RecordedEvent {
     pub position: i64,
-    pub aggregate_type: String,
+    pub aggregate_type: Name,
     pub aggregate_id: String,
     pub sequence: i64,
-    pub event_type: String,
-    pub event_version: String,
+    pub event_type: Name,
+    pub event_version: Name,
     pub payload: String,
-    pub metadata: String,
-    pub recorded_at: DateTime<Utc>,
     pub chain_hash: Option<String>,
+}
+
+impl RecordedEvent {
+    /// `text` into `field`, reusing its allocation.
+    pub(crate) fn set(field: &mut String, text: &str) {
+        field.clear();
+        field.push_str(text);
+    }
+
+    pub(crate) fn set_hash(&mut self, hash: Option<&str>) {
+        match (hash, &mut self.chain_hash) {
+            (Some(h), Some(kept)) => Self::set(kept, h),
+            (Some(h), kept @ None) => *kept = Some(h.to_string()),
+            (None, kept) => *kept = None,
+        }
+    }
+}
+
+/// An aggregate type, event type or version as read: one of the few names
+/// upay writes costs no allocation per row (a long replay reads millions).
+pub type Name = std::borrow::Cow<'static, str>;
+
+/// The names upay writes, shared by every row that carries them.
+const KNOWN_NAMES: &[&str] = &[
+    "Payment",
+    "Merchant",
+    "Settlement",
+    "SettlementRun",
+    "Notice",
+    "TransferFile",
+    "Refusal",
+    "Authorized",
+    "AuthorizationDeclined",
+    "AuthorizationVoided",
+    "Captured",
+    "SaleCancelled",
+    "ChargedBack",
+    "ChargebackReversed",
+    "EventRefused",
+    "StatementClosed",
+    "SettlementRunCompleted",
+    "NoticeIssued",
+    "TransferFileWritten",
+    "MerchantRegistered",
+    "MerchantContractChanged",
+    "NoticePasswordChanged",
+    "1",
+    "1.0",
+];
+
+/// `text` as a `Name`: borrowed from `KNOWN_NAMES` when it is one of them.
+pub fn name(text: &str) -> Name {
+    match KNOWN_NAMES.iter().find(|k| **k == text) {
+        Some(k) => Name::Borrowed(k),
+        None => Name::Owned(text.to_string()),
+    }
 }
 
 /// A row to write. Its payload is the canonical JSON text of the event (keys
@@ -134,8 +188,8 @@ pub struct Read<'a> {
     pub until: Option<DateTime<Utc>>,
     /// Only these aggregate types (all when None).
     pub types: Option<&'a [&'a str]>,
-    /// Every column, and the row count of the snapshot checked (the audit);
-    /// otherwise what a fold needs: `event_version`, `metadata` and
+    /// Every column the chain covers, and the row's hash (the audit);
+    /// otherwise what a fold needs: `event_type`, `event_version` and
     /// `chain_hash` come back empty.
     pub full: bool,
     /// Only the rows the settlement fold uses: the events that move no money
@@ -183,21 +237,39 @@ pub fn canonical_json(v: &serde_json::Value) -> String {
 
 /// SHA-256 over the previous hash and the row's fields, in hex.
 pub fn chain_hash(prev: &str, position: i64, e: &ChainFields<'_>) -> String {
+    let hex = chain_hash_hex(prev, position, e);
+    String::from_utf8(hex.to_vec()).expect("hex digits are ASCII")
+}
+
+/// `chain_hash` as hex digits on the stack: comparing a stored hash with it
+/// costs no allocation.
+fn chain_hash_hex(prev: &str, position: i64, e: &ChainFields<'_>) -> [u8; 64] {
+    use std::io::Write as _;
     let mut h = Sha256::new();
+    let (mut pos_buf, mut seq_buf) = ([0u8; 20], [0u8; 20]);
+    let digits = |buf: &mut [u8; 20], n: i64| -> usize {
+        let mut w = &mut buf[..];
+        write!(w, "{n}").expect("an i64 has at most 20 characters");
+        20 - w.len()
+    };
+    let pos_len = digits(&mut pos_buf, position);
+    let seq_len = digits(&mut seq_buf, e.sequence);
     for part in [
-        prev,
-        &position.to_string(),
-        e.aggregate_type,
-        e.aggregate_id,
-        &e.sequence.to_string(),
-        e.event_type,
-        e.event_version,
-        e.payload_canonical,
+        prev.as_bytes(),
+        &pos_buf[..pos_len],
+        e.aggregate_type.as_bytes(),
+        e.aggregate_id.as_bytes(),
+        &seq_buf[..seq_len],
+        e.event_type.as_bytes(),
+        e.event_version.as_bytes(),
+        e.payload_canonical.as_bytes(),
     ] {
-        h.update(part.as_bytes());
+        h.update(part);
         h.update(b"\x1f");
     }
-    hex::encode(h.finalize())
+    let mut out = [0u8; 64];
+    hex::encode_to_slice(h.finalize(), &mut out).expect("64 hex digits for 32 bytes");
+    out
 }
 
 pub struct ChainFields<'a> {
@@ -277,7 +349,7 @@ impl RecordedEvent {
     /// rendering of a postgres-es insert, stores of earlier versions) are
     /// checked over their canonical text.
     pub fn hash_matches(&self, prev: &str, hash: &str) -> Result<bool, StoreError> {
-        let as_stored = chain_hash(
+        let as_stored = chain_hash_hex(
             prev,
             self.position,
             &ChainFields {
@@ -289,7 +361,7 @@ impl RecordedEvent {
                 payload_canonical: &self.payload,
             },
         );
-        Ok(as_stored == hash || self.expected_hash(prev)? == hash)
+        Ok(as_stored[..] == *hash.as_bytes() || self.expected_hash(prev)? == hash)
     }
 
     /// The chain hash this row should carry after `prev`.
@@ -336,9 +408,12 @@ impl Store {
     /// recording order, in one consistent read; stops at the first error of `f`.
     /// A `full` read checks how many rows it read against a count in the same
     /// snapshot, so a silently shortened read cannot pass.
+    /// Hands every row of `read` to `f`, in recording order. The row is lent:
+    /// one `RecordedEvent` is filled again for each row (its strings keep
+    /// their capacity), so a caller that keeps rows swaps in a spare one.
     pub async fn for_each_event<E, F>(&self, read: &Read<'_>, f: F) -> Result<ReadSummary, E>
     where
-        F: FnMut(RecordedEvent) -> Result<(), E>,
+        F: FnMut(&mut RecordedEvent) -> Result<(), E>,
         E: From<StoreError>,
     {
         match self {

@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
-use super::{Head, NewEvent, NewInput, ReadSummary, RecordedEvent, StoreError, StreamGuard, CHAIN_GENESIS, FOLD_SKIPPED_EVENT_TYPES, REFUSAL};
+use super::{name, Head, NewEvent, NewInput, ReadSummary, RecordedEvent, StoreError, StreamGuard, CHAIN_GENESIS, FOLD_SKIPPED_EVENT_TYPES, REFUSAL};
 
 const SCHEMA: &str = include_str!("../migrations/sqlite.sql");
 /// SQLite allows at most 32,766 bound values a statement: 10 columns a row.
@@ -39,13 +39,8 @@ pub async fn open(url: &str, path: &str) -> Result<SqlitePool, StoreError> {
     Ok(pool)
 }
 
-const SELECT_COLUMNS: &str = "global_position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at, chain_hash";
-
-fn parse_time(s: &str) -> DateTime<Utc> {
-    NaiveDateTime::parse_from_str(s.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S%.f")
-        .map(|n| n.and_utc())
-        .unwrap_or(DateTime::<Utc>::MIN_UTC)
-}
+/// The columns the hash chain covers, and the hash.
+const SELECT_COLUMNS: &str = "global_position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, chain_hash";
 
 fn time_text(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
@@ -54,21 +49,19 @@ fn time_text(t: DateTime<Utc>) -> String {
 fn row_to_event(r: &sqlx::sqlite::SqliteRow) -> RecordedEvent {
     RecordedEvent {
         position: r.get(0),
-        aggregate_type: r.get(1),
+        aggregate_type: name(r.get(1)),
         aggregate_id: r.get(2),
         sequence: r.get(3),
-        event_type: r.get(4),
-        event_version: r.get(5),
+        event_type: name(r.get(4)),
+        event_version: name(r.get(5)),
         payload: r.get(6),
-        metadata: r.get(7),
-        recorded_at: parse_time(r.get::<&str, _>(8)),
-        chain_hash: r.get(9),
+        chain_hash: r.get(7),
     }
 }
 
 pub async fn for_each_event<E, F>(pool: &SqlitePool, read: &super::Read<'_>, mut f: F) -> Result<ReadSummary, E>
 where
-    F: FnMut(RecordedEvent) -> Result<(), E>,
+    F: FnMut(&mut RecordedEvent) -> Result<(), E>,
     E: From<StoreError>,
 {
     let db = |e: sqlx::Error| E::from(StoreError::Db(e));
@@ -107,9 +100,9 @@ where
             .fetch(&mut *tx);
         while let Some(r) = rows.try_next().await.map_err(db)? {
             n += 1;
-            let e = row_to_event(&r);
+            let mut e = row_to_event(&r);
             last_read = e.position;
-            f(e)?;
+            f(&mut e)?;
         }
     }
     tx.commit().await.map_err(db)?;
