@@ -66,8 +66,8 @@ fn peak_rss_mib() -> f64 {
 
 const BRANDS: [&str; 9] = ["VISA", "VISA", "VISA", "MASTERCARD", "MASTERCARD", "JCB", "AMEX", "ID", "QUICPAY"];
 
-/// Writes merchants.csv and one events file per day; returns the files and
-/// the number of rows.
+/// Writes merchants.csv and one events file per day, about `o.events` events
+/// in all; returns the files and the number of input rows.
 fn generate(dir: &Path, o: &Opts, start: NaiveDate) -> (PathBuf, Vec<PathBuf>, u64) {
     let mut rng = Rng::new(42);
     let mut m = String::from(
@@ -101,7 +101,10 @@ fn generate(dir: &Path, o: &Opts, start: NaiveDate) -> (PathBuf, Vec<PathBuf>, u
     for d in 0..o.days {
         let date = start + Days::new(u64::from(d));
         let mut rows: Vec<String> = later.remove(&d).unwrap_or_default();
-        while (rows.len() as u64) < per_day {
+        // Counted in events as stored: a sale records an authorization and a
+        // capture, every other row one event (or one refusal).
+        let mut events_today = rows.len() as u64;
+        while events_today < per_day {
             txn += 1;
             eid += 1;
             let merchant = 400_000_000 + rng.below(u64::from(o.merchants));
@@ -110,7 +113,9 @@ fn generate(dir: &Path, o: &Opts, start: NaiveDate) -> (PathBuf, Vec<PathBuf>, u
             let h = 9 + rng.below(12);
             let at = format!("{date}T{h:02}:{:02}:{:02}+09:00", rng.below(60), rng.below(60));
             let r = rng.below(1000);
+            events_today += 2;
             if r < 10 {
+                events_today -= 1;
                 rows.push(format!("e{eid},decline,t{txn},{merchant},{at},{brand},{amount},tok{txn},,ng-02"));
             } else if r < 60 {
                 rows.push(format!("e{eid},authorize,t{txn},{merchant},{at},{brand},{amount},tok{txn},,"));
