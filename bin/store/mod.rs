@@ -349,36 +349,26 @@ impl RecordedEvent {
     /// rendering of a postgres-es insert, stores of earlier versions) are
     /// checked over their canonical text.
     pub fn hash_matches(&self, prev: &str, hash: &str) -> Result<bool, StoreError> {
-        let as_stored = chain_hash_hex(
-            prev,
-            self.position,
-            &ChainFields {
-                aggregate_type: &self.aggregate_type,
-                aggregate_id: &self.aggregate_id,
-                sequence: self.sequence,
-                event_type: &self.event_type,
-                event_version: &self.event_version,
-                payload_canonical: &self.payload,
-            },
-        );
+        let as_stored = chain_hash_hex(prev, self.position, &self.chain_fields(&self.payload));
         Ok(as_stored[..] == *hash.as_bytes() || self.expected_hash(prev)? == hash)
     }
 
     /// The chain hash this row should carry after `prev`.
     pub fn expected_hash(&self, prev: &str) -> Result<String, StoreError> {
         let canon = canonical_json(&self.payload_json()?);
-        Ok(chain_hash(
-            prev,
-            self.position,
-            &ChainFields {
-                aggregate_type: &self.aggregate_type,
-                aggregate_id: &self.aggregate_id,
-                sequence: self.sequence,
-                event_type: &self.event_type,
-                event_version: &self.event_version,
-                payload_canonical: &canon,
-            },
-        ))
+        Ok(chain_hash(prev, self.position, &self.chain_fields(&canon)))
+    }
+
+    /// The fields the chain covers, with `payload` as the payload's text.
+    fn chain_fields<'a>(&'a self, payload: &'a str) -> ChainFields<'a> {
+        ChainFields {
+            aggregate_type: &self.aggregate_type,
+            aggregate_id: &self.aggregate_id,
+            sequence: self.sequence,
+            event_type: &self.event_type,
+            event_version: &self.event_version,
+            payload_canonical: payload,
+        }
     }
 }
 
