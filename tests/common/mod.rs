@@ -17,9 +17,10 @@ pub fn upay_bin() -> &'static str {
     env!("CARGO_BIN_EXE_upay")
 }
 
-/// The manual's sample history (../shared/fixtures/sample-notice).
+/// The manual's sample history: a copy of ../shared/fixtures/sample-notice
+/// kept in the repository, so a clean clone anywhere runs the tests.
 pub fn sample_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/sample-notice")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sample-notice")
 }
 
 pub fn repo_fixtures() -> PathBuf {
