@@ -1,7 +1,7 @@
 //! `upay ingest merchants|events` end to end, through the binary, on both stores
 //! (SPEC §2 refusals, §6 file formats, §7 exit codes): a malformed file is refused
-//! whole with exit 2, every bad row named `FILE:LINE: reason` (the header is line
-//! 1) and nothing recorded; well-formed rows that break a lifecycle rule are kept
+//! whole with exit 2, every bad row named `FILE:LINE: reason` (the header is
+//! line 1) and nothing recorded; well-formed rows that break a lifecycle rule are kept
 //! as refusals with their codes; secrets and card numbers never show.
 mod common;
 use common::*;
@@ -259,20 +259,20 @@ fn bad_event_rows() -> Vec<(String, &'static str)> {
         (sale("VISA", "1000", "4111111111111111", "", ""), "card looks like a card number"),
         (sale("VISA", "1000", "4111 1111 1111 1111", "", ""), "card looks like a card number"),
         (sale("VISA", "1000", "4111-1111-1111-1111", "", ""), "card looks like a card number"),
-        (format!("b1,void,tg1,,2019-10-01T11:00:00+09:00,,,4111111111111111,,"), "card looks like a card number"),
+        ("b1,void,tg1,,2019-10-01T11:00:00+09:00,,,4111111111111111,,".to_string(), "card looks like a card number"),
         (sale("VISA", "1000", "tokb", "", "ng-02"), "sale: code must be empty"),
         (format!("b1,authorize,tb,{m},{at},VISA,1000,tokb,,G12"), "authorize: code must be empty"),
-        (format!("b1,capture,tg1,,2019-10-01T11:00:00+09:00,VISA,,,,"), "capture: brand must be empty"),
-        (format!("b1,capture,tg1,,2019-10-01T11:00:00+09:00,,,tokg1,,"), "capture: card must be empty"),
-        (format!("b1,void,tg1,,2019-10-01T11:00:00+09:00,,1000,tokg1,,"), "void: amount must be empty"),
-        (format!("b1,chargeback,tg1,,2019-10-01T11:00:00+09:00,,,,2,"), "chargeback: installments must be empty"),
-        (format!("b1,chargeback_reversal,tg1,,2019-10-01T11:00:00+09:00,,1000,,,"), "chargeback_reversal: amount must be empty"),
+        ("b1,capture,tg1,,2019-10-01T11:00:00+09:00,VISA,,,,".to_string(), "capture: brand must be empty"),
+        ("b1,capture,tg1,,2019-10-01T11:00:00+09:00,,,tokg1,,".to_string(), "capture: card must be empty"),
+        ("b1,void,tg1,,2019-10-01T11:00:00+09:00,,1000,tokg1,,".to_string(), "void: amount must be empty"),
+        ("b1,chargeback,tg1,,2019-10-01T11:00:00+09:00,,,,2,".to_string(), "chargeback: installments must be empty"),
+        ("b1,chargeback_reversal,tg1,,2019-10-01T11:00:00+09:00,,1000,,,".to_string(), "chargeback_reversal: amount must be empty"),
         (sale("VISA", "", "tokb", "", ""), "sale: amount is required"),
         (sale("VISA", "1000", "", "", ""), "sale: card is required"),
         (sale("", "1000", "tokb", "", ""), "sale: brand is required"),
         (format!("b1,authorize,tb,,{at},VISA,1000,tokb,,"), "authorize: merchant_id is required"),
-        (format!("b1,capture,,,2019-10-01T11:00:00+09:00,,,,,"), "capture: txn_id is required"),
-        (format!("b1,capture,tg1,,,,,,,"), "capture: at is required"),
+        ("b1,capture,,,2019-10-01T11:00:00+09:00,,,,,".to_string(), "capture: txn_id is required"),
+        ("b1,capture,tg1,,,,,,,".to_string(), "capture: at is required"),
         (format!(",sale,tb,{m},{at},VISA,1000,tokb,,"), "sale: event_id is required"),
         (format!("b1,sale,tb,27021212,{at},VISA,1000,tokb,,"), "merchant_id '27021212' is not 9 digits"),
         (format!("b1,decline,tb,{m},{at},VISA,1000,tokb,,ng_02"), "code 'ng_02' is not a response code"),
@@ -311,7 +311,7 @@ fn events_every_bad_row_is_listed(kind: Kind) {
         format!("b2,sale,tb2,{M},2019-10-01T10:00:00+09:00,VISA,1.5,tokb2,,"),             // 5
         format!("b3,sale,tb3,{M},2019-10-01T10:00:00+09:00,VISA,1000,4111111111111111,,"), // 6
         format!("g3,sale,tg3,{M},2019-10-03T10:00:00+09:00,ID,300,tokg3,,"),               // 7
-        format!("b4,capture,tg2,,2019-10-02T10:00:00,VISA,,,,"),                           // 8
+        "b4,capture,tg2,,2019-10-02T10:00:00,VISA,,,,".to_string(),                           // 8
         format!("b5,sale,tb5,{M},2019-10-01T10:00:00+09:00,VISA,1000,tokb5"),              // 9
     ];
     s.write("events.csv", &events_csv(&rows));
@@ -467,7 +467,7 @@ fn events_id_already_recorded_with_same_content_is_skipped(kind: Kind) {
     let s = TestStore::new(kind);
     register(&s);
     let e1 = format!("e1,sale,t1,{M},2019-10-01T10:00:00+09:00,VISA,4000,tok1,,");
-    s.write("a.csv", &events_csv(&[e1.clone()]));
+    s.write("a.csv", &events_csv(std::slice::from_ref(&e1)));
     ok_err(&s, &["ingest", "events", "a.csv"]);
     // Same content, whitespace around the fields aside.
     let e1_spaced = format!("e1, sale ,t1,{M},2019-10-01T10:00:00+09:00,VISA, 4000,tok1,,");
@@ -590,7 +590,7 @@ fn shift_jis_merchants_are_read_with_the_flag(kind: Kind) {
     let s = TestStore::new(kind);
     // Half-width kana (single bytes in Shift_JIS) and an NEC special character (②).
     let row = merchant_row(&[("account_holder", "ﾍﾟｲｼﾞﾉ"), ("bank_name_kana", "ﾘｿﾅ")]);
-    write_sjis(&s, "sjis.csv", &merchants_csv(&[row.clone()]), false);
+    write_sjis(&s, "sjis.csv", &merchants_csv(std::slice::from_ref(&row)), false);
     let e = ok_err(&s, &["ingest", "merchants", "sjis.csv", "--encoding", "shift_jis"]);
     assert!(e.contains("merchants: 1 new, 0 changed, 0 unchanged"), "{e}");
     // The same row in UTF-8 is unchanged: every field was decoded exactly.
@@ -812,26 +812,26 @@ fn lifecycle_rows() -> Vec<(String, Option<&'static str>)> {
         (format!("e1,sale,t1,{u},2019-10-01T10:00:00+09:00,VISA,1000,tok1,,"), Some("merchant-unknown")),
         (format!("e2,sale,t2,{m},2019-10-01T10:00:00+09:00,VISA,1000,tok2,,"), None),
         (format!("e3,sale,t2,{m},2019-10-01T11:00:00+09:00,VISA,1000,tok2,,"), Some("P1241")), // txn_id exists
-        (format!("e4,capture,t404,,2019-10-01T11:00:00+09:00,,,,,"), Some("P1241")),           // unknown txn
-        (format!("e5,void,t2,123456789,2019-10-02T10:00:00+09:00,,,tok2,,"), Some("merchant-mismatch")),
-        (format!("e6,void,t2,,2019-10-02T10:00:00+09:00,,,tokX,,"), Some("P1245")), // wrong card
-        (format!("e7,void,t2,,2019-10-02T10:00:00+09:00,,,,,"), Some("P1245")),     // empty card
+        ("e4,capture,t404,,2019-10-01T11:00:00+09:00,,,,,".to_string(), Some("P1241")),           // unknown txn
+        ("e5,void,t2,123456789,2019-10-02T10:00:00+09:00,,,tok2,,".to_string(), Some("merchant-mismatch")),
+        ("e6,void,t2,,2019-10-02T10:00:00+09:00,,,tokX,,".to_string(), Some("P1245")), // wrong card
+        ("e7,void,t2,,2019-10-02T10:00:00+09:00,,,,,".to_string(), Some("P1245")),     // empty card
         (format!("e8,authorize,t3,{m},2019-08-01T10:00:00+09:00,JCB,2000,tok3,,"), None),
-        (format!("e9,void,t3,,2019-10-01T10:00:01+09:00,,,tok3,,"), Some("ng-91")), // 61 days later
-        (format!("e10,chargeback,t2,,2019-10-03T10:00:00+09:00,,500,,,"), None),
-        (format!("e11,void,t2,,2019-10-04T10:00:00+09:00,,,tok2,,"), Some("cancel-disputed")),
-        (format!("e12,chargeback,t2,,2019-10-04T10:00:00+09:00,,100,,,"), Some("chargeback-open")),
-        (format!("e13,chargeback_reversal,t2,,2019-10-05T10:00:00+09:00,,,,,"), None),
-        (format!("e14,chargeback_reversal,t2,,2019-10-05T10:00:00+09:00,,,,,"), Some("chargeback-none")),
-        (format!("e15,chargeback,t2,,2019-10-05T10:00:00+09:00,,1001,,,"), Some("chargeback-exceeds")),
+        ("e9,void,t3,,2019-10-01T10:00:01+09:00,,,tok3,,".to_string(), Some("ng-91")), // 61 days later
+        ("e10,chargeback,t2,,2019-10-03T10:00:00+09:00,,500,,,".to_string(), None),
+        ("e11,void,t2,,2019-10-04T10:00:00+09:00,,,tok2,,".to_string(), Some("cancel-disputed")),
+        ("e12,chargeback,t2,,2019-10-04T10:00:00+09:00,,100,,,".to_string(), Some("chargeback-open")),
+        ("e13,chargeback_reversal,t2,,2019-10-05T10:00:00+09:00,,,,,".to_string(), None),
+        ("e14,chargeback_reversal,t2,,2019-10-05T10:00:00+09:00,,,,,".to_string(), Some("chargeback-none")),
+        ("e15,chargeback,t2,,2019-10-05T10:00:00+09:00,,1001,,,".to_string(), Some("chargeback-exceeds")),
         (format!("e16,sale,t4,{m},2019-10-01T10:00:00+09:00,VISA,3000,tok4,,"), None),
-        (format!("e17,void,t4,,2019-10-02T10:00:00+09:00,,,tok4,,"), None), // sale cancelled, same cycle
-        (format!("e18,chargeback,t4,,2019-10-03T10:00:00+09:00,,,,,"), Some("P1441")),
+        ("e17,void,t4,,2019-10-02T10:00:00+09:00,,,tok4,,".to_string(), None), // sale cancelled, same cycle
+        ("e18,chargeback,t4,,2019-10-03T10:00:00+09:00,,,,,".to_string(), Some("P1441")),
         (format!("e19,decline,t5,{m},2019-10-01T10:00:00+09:00,VISA,500,tok5,,ng-02 G12"), None),
-        (format!("e20,capture,t5,,2019-10-01T10:01:00+09:00,,,,,"), Some("P1241")),    // declined
-        (format!("e21,chargeback,t2,,2019-10-01T09:00:00+09:00,,,,,"), Some("P1241")), // earlier than t2's last event
+        ("e20,capture,t5,,2019-10-01T10:01:00+09:00,,,,,".to_string(), Some("P1241")),    // declined
+        ("e21,chargeback,t2,,2019-10-01T09:00:00+09:00,,,,,".to_string(), Some("P1241")), // earlier than t2's last event
         (format!("e22,authorize,t6,{m},2019-10-06T10:00:00+09:00,VISA,4000,tok6,,"), None),
-        (format!("e23,capture,t6,,2019-10-06T11:00:00+09:00,,4001,,,"), Some("P1241")), // amount differs
+        ("e23,capture,t6,,2019-10-06T11:00:00+09:00,,4001,,,".to_string(), Some("P1241")), // amount differs
         (format!("e24,capture,t6,{m},2019-10-06T12:00:00+09:00,,4000,,,"), None),
     ]
 }
@@ -910,8 +910,8 @@ fn refused_capture_changes_nothing(kind: Kind) {
         "events.csv",
         &events_csv(&[
             format!("e1,authorize,t1,{M},2019-10-01T10:00:00+09:00,VISA,10000,tok1,,"),
-            format!("e2,capture,t1,,2019-10-01T10:05:00+09:00,,9999,,,"),
-            format!("e3,capture,t1,,2019-10-01T10:10:00+09:00,,,,,"),
+            "e2,capture,t1,,2019-10-01T10:05:00+09:00,,9999,,,".to_string(),
+            "e3,capture,t1,,2019-10-01T10:10:00+09:00,,,,,".to_string(),
             format!("e4,capture,t1,{M},2019-10-01T10:15:00+09:00,,10000,,,"),
             format!("e5,sale,t1,{M},2019-10-01T10:20:00+09:00,VISA,10000,tok1,,"),
         ]),
@@ -933,7 +933,7 @@ fn refused_event_does_not_advance_the_clock(kind: Kind) {
     register(&s);
     s.write(
         "events.csv",
-        &events_csv(&[format!("e1,sale,t1,{M},2019-10-01T10:00:00+09:00,VISA,10000,tok1,,"), format!("e2,void,t1,,2019-10-10T10:00:00+09:00,,,tokX,,"), format!("e3,void,t1,{M},2019-10-05T10:00:00+09:00,,,tok1,,")]),
+        &events_csv(&[format!("e1,sale,t1,{M},2019-10-01T10:00:00+09:00,VISA,10000,tok1,,"), "e2,void,t1,,2019-10-10T10:00:00+09:00,,,tokX,,".to_string(), format!("e3,void,t1,{M},2019-10-05T10:00:00+09:00,,,tok1,,")]),
     );
     let e = ok_err(&s, &["ingest", "events", "events.csv"]);
     assert!(e.contains("events: 2 recorded, 0 already present, 1 refused (P1245: 1)"), "{e}");
