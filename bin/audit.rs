@@ -81,7 +81,7 @@ pub async fn replay(st: &Store, as_of: Option<DateTime<Utc>>) -> Result<u8, AppE
                 }
             }
         }
-        match h.statements.get(&(n.merchant_id.clone(), n.period_start)) {
+        match h.audited.get(&(n.merchant_id.clone(), n.period_start)) {
             None => findings.push(Finding {
                 place,
                 field: "statement".into(),
@@ -134,7 +134,7 @@ pub async fn replay(st: &Store, as_of: Option<DateTime<Utc>>) -> Result<u8, AppE
             Ok(_) => {}
         }
         let paid: i64 = h
-            .statements
+            .audited
             .values()
             .filter(|s| s.payout_date == t.payout_date)
             .map(|s| s.figures.payout.get())
@@ -160,7 +160,7 @@ pub async fn replay(st: &Store, as_of: Option<DateTime<Utc>>) -> Result<u8, AppE
         "{} events replayed{}; {} statements, {} notices, {} transfer files verified; {} differences",
         h.events_read,
         as_of.map_or(String::new(), |t| format!(" as of {}", t.to_rfc3339())),
-        h.statements.len(),
+        h.audited.len(),
         notices,
         h.transfer_files.len(),
         findings.len()

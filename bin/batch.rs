@@ -16,7 +16,7 @@ use projections::{RunCompleted, SettlementEvent, StatementClosed};
 use crate::app::{refused, write_atomic, AppError};
 use crate::cli::SettleArgs;
 use crate::config::Config;
-use crate::fold::{notice_stream, Conservation, History, HistorySnapshot, TransferFileWritten, CHECKPOINT_NAME, SETTLEMENT, SETTLEMENT_RUN, TRANSFER_FILE};
+use crate::fold::{notice_stream, Conservation, History, HistorySnapshot, PayingRows, TransferFileWritten, CHECKPOINT_NAME, SETTLEMENT, SETTLEMENT_RUN, TRANSFER_FILE};
 use crate::notice_cmd::{document_for, issue, zip_encryption};
 use crate::store::{NewEvent, Read, Store, StoreError, StreamGuard};
 
@@ -74,7 +74,7 @@ async fn settle_once(st: &Store, cfg: &Config, args: &SettleArgs) -> Result<Sett
     }
     // The history as read, before anything is closed: a function of the log up
     // to its last position alone, which the next checkpoint continues from.
-    let as_read = h.snapshot();
+    let as_read = h.snapshot_as_read();
     let target = Cycle::last_ended_by(args.through);
     let due = h.ledger.merchants_due(target, args.shard);
     let progress = crate::output::Progress::new("settle", due.len() as u64);
@@ -92,7 +92,7 @@ async fn settle_once(st: &Store, cfg: &Config, args: &SettleArgs) -> Result<Sett
                 per_merchant.push((m.clone(), stmts));
             }
         }
-        let (n, clashed) = write_statements(st, &mut h, per_merchant).await?;
+        let (n, clashed) = write_statements(st, &mut h, per_merchant, !args.statements_only).await?;
         closed_total += n;
         others_closed |= clashed;
         progress.inc(chunk.len() as u64);
@@ -127,14 +127,27 @@ async fn settle_once(st: &Store, cfg: &Config, args: &SettleArgs) -> Result<Sett
     if others_closed {
         h = History::for_batch(st).await?.0;
     }
+    if !args.statements_only {
+        // The statements still waiting for a notice or a transfer file that
+        // earlier runs closed: the checkpoint keeps their rows, not their content.
+        let read_back = h.load_pending(st).await?;
+        tracing::debug!("settle: read back {read_back} statements with work left");
+    }
     let notices = if args.statements_only { 0 } else { issue_notices(st, cfg, &h, args).await? };
     let files = if args.shard.is_none() && !args.statements_only {
         write_transfer_files(st, cfg, &mut h, args).await?
     } else {
         0
     };
+    // The checkpoint is folded afresh from the log: this run's history goes
+    // first. Its paying rows are still those read (the run adds statements'
+    // content, not rows), or a superset after a reload, which the fold of the
+    // run's rows gives again; those with work left are what the as-read
+    // snapshot would have kept.
+    let paying_rows = h.take_pending_rows();
+    drop(h);
     match as_read {
-        Some(s) => save_checkpoint(st, s, checkpoint).await,
+        Some(s) => save_checkpoint(st, s, paying_rows, checkpoint).await,
         None => tracing::warn!("settle: no checkpoint kept (the log holds events the fold cannot place)"),
     }
     tracing::debug!("settle: done at {:?}", t0.elapsed());
@@ -149,7 +162,7 @@ async fn settle_once(st: &Store, cfg: &Config, args: &SettleArgs) -> Result<Sett
 /// as read (before anything was closed) plus everything recorded since, this
 /// run's statements, notices and files included. A checkpoint is a cache: when
 /// it cannot be written the night's work stands, and the next run folds more.
-async fn save_checkpoint(st: &Store, as_read: HistorySnapshot, stored_at: i64) {
+async fn save_checkpoint(st: &Store, as_read: HistorySnapshot, paying_rows: PayingRows, stored_at: i64) {
     let kept = async {
         let from = as_read.position;
         let read = Read {
@@ -157,7 +170,7 @@ async fn save_checkpoint(st: &Store, as_read: HistorySnapshot, stored_at: i64) {
             fold_only: true,
             ..Read::default()
         };
-        let h = History::restore(as_read).fold(st, &read).await?;
+        let h = History::restore_with_rows(as_read, paying_rows).fold(st, &read).await?;
         let Some(s) = h.snapshot() else { return Ok::<_, AppError>(None) };
         if s.position == stored_at {
             return Ok(None);
@@ -187,7 +200,9 @@ fn check_conservation(h: &History, m: &MerchantId, new: &[StatementClosed]) -> R
 
 /// Writes the statements; returns how many, and whether another batch had
 /// closed some of these merchants first.
-async fn write_statements(st: &Store, h: &mut History, per_merchant: Vec<(MerchantId, Vec<StatementClosed>)>) -> Result<(u64, bool), AppError> {
+/// With `keep`, the statements written stay in the history for the notices and
+/// transfer files of this run (a statements-only run has none to write).
+async fn write_statements(st: &Store, h: &mut History, per_merchant: Vec<(MerchantId, Vec<StatementClosed>)>, keep: bool) -> Result<(u64, bool), AppError> {
     if per_merchant.is_empty() {
         return Ok((0, false));
     }
@@ -243,9 +258,11 @@ async fn write_statements(st: &Store, h: &mut History, per_merchant: Vec<(Mercha
         for s in &stmts {
             sums.add(s);
         }
-        for s in stmts {
-            n += 1;
-            h.statements.insert((m.clone(), s.period_start), s);
+        n += stmts.len() as u64;
+        if keep {
+            for s in stmts {
+                h.statements.insert((m.clone(), s.period_start), s);
+            }
         }
     }
     Ok((n, clashed))

@@ -2,13 +2,14 @@
 //! the event log in recording order, feeding the ledger and collecting what the
 //! batch recorded (statements, notices, transfer files, runs).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::merchant::MerchantEvent;
 use domain::payment::PaymentEvent;
 use domain::{MerchantId, TxnId, Yen};
 use notices::NoticeDocument;
+use payout::rules::StatementFigures;
 use payout::zengin::{Remitter, Transfer};
 use projections::ledger::{Difference, LedgerSnapshot};
 use projections::{Ledger, RunCompleted, SettlementEvent, StatementClosed};
@@ -133,9 +134,9 @@ pub struct HistorySnapshot {
     pub format: u32,
     pub position: i64,
     ledger: LedgerSnapshot,
-    /// Only the statements with work left: a notice to issue or a transfer file
-    /// to write.
-    statements: Vec<StatementClosed>,
+    /// Only the statements with work left (a notice to issue or a transfer
+    /// file to write), by their rows: a run that needs them reads them back.
+    pending: Vec<PendingCycle>,
     settlement_seq: BTreeMap<MerchantId, i64>,
     conservation: BTreeMap<MerchantId, Conservation>,
     /// The latest revision of the notices still to be paid out (they may need
@@ -147,15 +148,66 @@ pub struct HistorySnapshot {
 }
 
 /// The layout of `HistorySnapshot`; a checkpoint of another layout is ignored.
-pub const CHECKPOINT_FORMAT: u32 = 1;
+/// (1 kept whole statements; 2 keeps their rows.)
+pub const CHECKPOINT_FORMAT: u32 = 2;
 /// The checkpoint's name in the store.
 pub const CHECKPOINT_NAME: &str = "settle";
+
+/// Where a recorded statement that pays out is, and its payout date (which,
+/// with the notices and transfer files recorded, tells whether it has work
+/// left: a notice to issue, a transfer file to write).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PayingRow {
+    pub position: i64,
+    pub payout_date: NaiveDate,
+}
+
+/// Paying statements' rows by period start, then merchant: cycle by cycle, as
+/// a checkpoint keeps them.
+pub type PayingRows = BTreeMap<NaiveDate, BTreeMap<MerchantId, PayingRow>>;
+
+/// The paying statements of one cycle with work left, as a checkpoint keeps
+/// them: by their rows, (position, merchant).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct PendingCycle {
+    period_start: NaiveDate,
+    payout_date: NaiveDate,
+    rows: Vec<(i64, MerchantId)>,
+}
+
+/// What a history keeps of each recorded statement besides its row.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Keep {
+    /// Nothing (the batch, which reads back what it needs: `load_pending`).
+    #[default]
+    Rows,
+    /// Its payout date and figures (the audit).
+    Figures,
+    /// All of it (the exports and the notice commands).
+    Whole,
+}
+
+/// A recorded statement as the audit keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditedStatement {
+    pub payout_date: NaiveDate,
+    pub figures: StatementFigures,
+}
 
 #[derive(Default)]
 pub struct History {
     pub ledger: Ledger,
-    /// Every recorded statement, by merchant and period start.
+    /// The recorded statements, by merchant and period start: every one when
+    /// the history keeps them whole (the exports), only those this run wrote
+    /// or read back in the batch (see `load_pending`), none in the audit.
     pub statements: BTreeMap<(MerchantId, NaiveDate), StatementClosed>,
+    /// The rows of the recorded statements that pay out (a positive payout),
+    /// by period start and merchant.
+    pub paying_rows: PayingRows,
+    /// The audit's view of the recorded statements: what their notices and
+    /// transfer files are checked against (only with `Keep::Figures`).
+    pub audited: BTreeMap<(MerchantId, NaiveDate), AuditedStatement>,
+    keep: Keep,
     pub settlement_seq: HashMap<MerchantId, i64>,
     /// Every notice revision, by Notice stream, in revision order.
     pub notices: BTreeMap<String, Vec<NoticeIssued>>,
@@ -261,6 +313,7 @@ impl History {
         let h = History {
             verify,
             ledger,
+            keep: if verify { Keep::Figures } else { Keep::Whole },
             ..History::default()
         };
         let read = Read {
@@ -375,7 +428,29 @@ impl History {
                 let m = st.merchant_id.clone();
                 self.conservation.entry(m.clone()).or_default().add(&st);
                 self.settlement_seq.insert(m.clone(), r.sequence);
-                self.statements.insert((m, st.period_start), st);
+                if st.figures.payout.is_positive() {
+                    let row = PayingRow {
+                        position: r.position,
+                        payout_date: st.payout_date,
+                    };
+                    self.paying_rows.entry(st.period_start).or_default().insert(m.clone(), row);
+                } else if let Some(rows) = self.paying_rows.get_mut(&st.period_start) {
+                    rows.remove(&m);
+                }
+                let key = (m, st.period_start);
+                match self.keep {
+                    Keep::Rows => {}
+                    Keep::Figures => {
+                        let a = AuditedStatement {
+                            payout_date: st.payout_date,
+                            figures: st.figures,
+                        };
+                        self.audited.insert(key, a);
+                    }
+                    Keep::Whole => {
+                        self.statements.insert(key, st);
+                    }
+                }
             }
             SETTLEMENT_RUN => {
                 let e: SettlementEvent = serde_json::from_str(&r.payload).map_err(|e| corrupt(r, e))?;
@@ -444,6 +519,7 @@ impl History {
         let h = History {
             verify: true,
             ledger: Ledger::tracking_sales(),
+            keep: Keep::Figures,
             snapshot_at: Some(position),
             ..History::default()
         };
@@ -457,19 +533,50 @@ impl History {
     /// The checkpoint of this history at its last position; None when the
     /// ledger found anomalies (nothing worth continuing from).
     pub fn snapshot(&self) -> Option<HistorySnapshot> {
+        self.snapshot_with(true)
+    }
+
+    /// The batch's state as read, to fold its own run into afterwards: the
+    /// snapshot without the paying rows, which the run does not change and
+    /// hands over as they are (see `restore_with_rows`).
+    pub fn snapshot_as_read(&self) -> Option<HistorySnapshot> {
+        self.snapshot_with(false)
+    }
+
+    fn snapshot_with(&self, with_pending: bool) -> Option<HistorySnapshot> {
         let ledger = self.ledger.snapshot()?;
         let max_through = self.runs.iter().map(|r| r.through).max();
-        let work_left = |s: &StatementClosed| {
-            s.figures.payout.is_positive()
-                && (!self.notices.contains_key(&notice_stream(&s.merchant_id, s.payout_date)) || !self.transfer_dates.contains(&s.payout_date))
-        };
-        let statements: Vec<StatementClosed> = self.statements.values().filter(|s| work_left(s)).cloned().collect();
-        let kept_streams: BTreeSet<String> = statements.iter().map(|s| notice_stream(&s.merchant_id, s.payout_date)).collect();
+        let noticed = self.noticed();
+        let mut cycles: BTreeMap<(NaiveDate, NaiveDate), Vec<(i64, MerchantId)>> = BTreeMap::new();
+        for (start, rows) in self.paying_rows.iter().filter(|_| with_pending) {
+            for (m, r) in rows {
+                if self.work_left(&noticed, m, r) {
+                    cycles.entry((*start, r.payout_date)).or_default().push((r.position, m.clone()));
+                }
+            }
+        }
+        let pending = cycles
+            .into_iter()
+            .map(|((period_start, payout_date), rows)| PendingCycle {
+                period_start,
+                payout_date,
+                rows,
+            })
+            .collect();
+        // The latest revision of each notice still to be paid out, and of those
+        // of the statements kept.
         let notices = self
             .notices
             .iter()
             .filter_map(|(k, v)| v.last().map(|n| (k, n)))
-            .filter(|(k, n)| kept_streams.contains(*k) || max_through.is_none_or(|t| n.payout_date >= t))
+            .filter(|(_, n)| {
+                let of_kept = self
+                    .paying_rows
+                    .get(&n.period_start)
+                    .and_then(|rows| rows.get(&n.merchant_id))
+                    .is_some_and(|r| r.payout_date == n.payout_date && self.work_left(&noticed, &n.merchant_id, r));
+                of_kept || max_through.is_none_or(|t| n.payout_date >= t)
+            })
             .map(|(k, n)| (k.clone(), n.clone()))
             .collect();
         let mut latest: BTreeMap<String, RunCompleted> = BTreeMap::new();
@@ -483,7 +590,7 @@ impl History {
             format: CHECKPOINT_FORMAT,
             position: self.last_position,
             ledger,
-            statements,
+            pending,
             settlement_seq: self.settlement_seq.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             conservation: self.conservation.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             notices,
@@ -492,11 +599,49 @@ impl History {
         })
     }
 
+    /// The paying rows with work left, taken out of this history: what
+    /// `snapshot` would keep of them.
+    pub fn take_pending_rows(&mut self) -> PayingRows {
+        let mut cycles = std::mem::take(&mut self.paying_rows);
+        let noticed = self.noticed();
+        for rows in cycles.values_mut() {
+            rows.retain(|m, r| self.work_left(&noticed, m, r));
+        }
+        cycles.retain(|_, rows| !rows.is_empty());
+        cycles
+    }
+
+    /// `restore` of a snapshot taken by `snapshot_as_read`, with the pending
+    /// rows of the history it was taken from (`take_pending_rows`).
+    pub fn restore_with_rows(s: HistorySnapshot, paying_rows: PayingRows) -> History {
+        History {
+            paying_rows,
+            ..History::restore(s)
+        }
+    }
+
     /// The batch's history continuing from a checkpoint.
     pub fn restore(s: HistorySnapshot) -> History {
+        let mut paying_rows = PayingRows::new();
+        for c in s.pending {
+            let rows = c.rows.into_iter().map(|(position, m)| {
+                let row = PayingRow {
+                    position,
+                    payout_date: c.payout_date,
+                };
+                (m, row)
+            });
+            // One cycle's rows are in merchant order: built in one pass.
+            match paying_rows.entry(c.period_start) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(rows.collect());
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().extend(rows),
+            }
+        }
         History {
             ledger: Ledger::restore(s.ledger),
-            statements: s.statements.into_iter().map(|st| ((st.merchant_id.clone(), st.period_start), st)).collect(),
+            paying_rows,
             settlement_seq: s.settlement_seq.into_iter().collect(),
             conservation: s.conservation.into_iter().collect(),
             notices: s.notices.into_iter().map(|(k, n)| (k, vec![n])).collect(),
@@ -505,6 +650,61 @@ impl History {
             last_position: s.position,
             ..History::default()
         }
+    }
+
+    /// Whether a paying statement still waits for its notice or for the
+    /// transfer file of its payout date.
+    fn work_left(&self, noticed: &HashSet<(&MerchantId, NaiveDate)>, m: &MerchantId, r: &PayingRow) -> bool {
+        !noticed.contains(&(m, r.payout_date)) || !self.transfer_dates.contains(&r.payout_date)
+    }
+
+    /// The (merchant, payout date) of every notice issued.
+    fn noticed(&self) -> HashSet<(&MerchantId, NaiveDate)> {
+        self.notices.values().filter_map(|v| v.last()).map(|n| (&n.merchant_id, n.payout_date)).collect()
+    }
+
+    /// Reads back the content of the paying statements with work left that
+    /// this history knows only by their rows (a batch's history keeps rows,
+    /// not statements): before a run issues notices or writes transfer files.
+    /// A row that is not the statement its checkpoint named means the log
+    /// changed under the checkpoint: nothing is issued from it.
+    pub async fn load_pending(&mut self, st: &Store) -> Result<u64, AppError> {
+        let noticed = self.noticed();
+        let mut missing: Vec<i64> = Vec::new();
+        for (start, rows) in &self.paying_rows {
+            for (m, r) in rows {
+                if self.work_left(&noticed, m, r) && !self.statements.contains_key(&(m.clone(), *start)) {
+                    missing.push(r.position);
+                }
+            }
+        }
+        drop(noticed);
+        if missing.is_empty() {
+            return Ok(0);
+        }
+        let rows = st.load_positions(&missing).await?;
+        if rows.len() != missing.len() {
+            return Err(AppError::Invariant(format!(
+                "{} of {} statement rows named by the checkpoint are gone; run `upay audit replay`",
+                missing.len() - rows.len(),
+                missing.len()
+            )));
+        }
+        for r in &rows {
+            let st = match serde_json::from_str::<SettlementEvent>(&r.payload) {
+                Ok(SettlementEvent::StatementClosed(s)) if r.aggregate_type == SETTLEMENT => s,
+                _ => return Err(AppError::Invariant(format!("position {} is not a statement, yet the checkpoint names it; run `upay audit replay`", r.position))),
+            };
+            let named = self.paying_rows.get(&st.period_start).and_then(|rows| rows.get(&st.merchant_id));
+            if named.is_none_or(|w| w.position != r.position || w.payout_date != st.payout_date) {
+                return Err(AppError::Invariant(format!(
+                    "position {}: the statement of {} from {} is not the one the checkpoint names; run `upay audit replay`",
+                    r.position, st.merchant_id, st.period_start
+                )));
+            }
+            self.statements.insert((st.merchant_id.clone(), st.period_start), st);
+        }
+        Ok(rows.len() as u64)
     }
 
     /// The last chained hash read, for the comparison with the log head.

@@ -79,6 +79,12 @@ fn checkpoints(s: &TestStore) -> usize {
 /// Every night: that night's file (if any), then the batch. With `forget`, the
 /// checkpoint is deleted before each batch, which then folds the whole log.
 fn nights(kind: Kind, forget: bool) -> (TestStore, Vec<String>) {
+    nights_with(kind, forget, None)
+}
+
+/// `nights`, the batch closing statements only (no notices, no transfer
+/// files) on the nights up to `quiet_until`.
+fn nights_with(kind: Kind, forget: bool, quiet_until: Option<NaiveDate>) -> (TestStore, Vec<String>) {
     let (merchants, files) = nightly_files();
     let s = TestStore::new(kind);
     let p = s.write("merchants.csv", &merchants);
@@ -93,7 +99,12 @@ fn nights(kind: Kind, forget: bool) -> (TestStore, Vec<String>) {
         if forget {
             s.sql("DELETE FROM checkpoints");
         }
-        let o = s.run(&["settle", "--through", &night.to_string()]);
+        let through = night.to_string();
+        let mut args = vec!["settle", "--through", &through];
+        if quiet_until.is_some_and(|q| night <= q) {
+            args.push("--statements-only");
+        }
+        let o = s.run(&args);
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
         assert!(o.status.success(), "{kind:?} night {night}: {err}");
         summaries.push(err.lines().filter(|l| l.starts_with("settle through")).collect::<Vec<_>>().join("\n"));
@@ -118,6 +129,62 @@ fn nights_from_the_checkpoint_equal_nights_that_fold_the_whole_log() {
             let o = s.run(&["audit", "replay"]);
             assert_eq!(o.status.code(), Some(0), "{kind:?}: audit:\n{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
         }
+    }
+}
+
+/// Statements closed weeks earlier by statements-only nights are known to the
+/// checkpoint by their rows alone; the first full night reads them back and
+/// issues their notices and transfer files exactly as a night folding the
+/// whole log does.
+#[test]
+fn statements_kept_by_their_rows_are_read_back_for_their_notices() {
+    let quiet = Some(d("2019-11-10"));
+    for kind in KINDS {
+        let (incremental, inc_summaries) = nights_with(kind, false, quiet);
+        let (whole, whole_summaries) = nights_with(kind, true, quiet);
+        assert_eq!(inc_summaries, whole_summaries, "{kind:?}: every night closed, issued and wrote the same");
+        let first_full = inc_summaries
+            .iter()
+            .find(|l| !l.contains(" 0 notices issued"))
+            .unwrap_or_else(|| panic!("{kind:?}: a full night issued notices: {inc_summaries:?}"));
+        assert!(first_full.starts_with("settle through 2019-11-1"), "{kind:?}: the first full night caught up: {first_full}");
+        let (a, b) = (outcome(&incremental), outcome(&whole));
+        assert!(a.notices.len() > 20 && a.transfer_files.len() >= 4, "{kind:?}: notices and transfer files were issued");
+        assert_eq!(a, b, "{kind:?}: nights from the checkpoint and nights folding the whole log");
+        let o = incremental.run(&["audit", "replay"]);
+        assert_eq!(o.status.code(), Some(0), "{kind:?}: audit:\n{}", String::from_utf8_lossy(&o.stdout));
+    }
+}
+
+/// A statement row the checkpoint names that is no longer that statement (the
+/// log rewritten under it): the batch issues nothing from it.
+#[test]
+fn a_statement_row_changed_under_the_checkpoint_stops_the_notices() {
+    for kind in KINDS {
+        let s = TestStore::new(kind);
+        let dir = sample_dir();
+        s.ok(&["ingest", "merchants", dir.join("merchants.csv").to_str().unwrap()]);
+        s.ok(&["ingest", "events", dir.join("events.csv").to_str().unwrap()]);
+        s.ok(&["settle", "--through", "2019-10-20", "--statements-only"]);
+        let text = match kind {
+            Kind::Postgres => "payload::text",
+            Kind::Sqlite => "payload",
+        };
+        let rows = s.query(&format!(
+            "SELECT global_position FROM events WHERE event_type = 'StatementClosed' AND {text} LIKE '%\"period_start\":\"2019-10-01\"%'"
+        ));
+        assert_eq!(rows.len(), 1, "{kind:?}: the first half of October is closed, its notice still to come: {rows:?}");
+        let moved = format!("replace({text}, '\"period_start\":\"2019-10-01\"', '\"period_start\":\"2019-09-16\"')");
+        let moved = match kind {
+            Kind::Postgres => format!("{moved}::json"),
+            Kind::Sqlite => moved,
+        };
+        s.sql(&format!("UPDATE events SET payload = {moved} WHERE global_position = {}", rows[0][0]));
+        let o = s.run(&["settle", "--through", "2019-11-30"]);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(3), "{kind:?}: the batch stops, a broken invariant: {err}");
+        assert!(err.contains(&format!("position {}", rows[0][0])) && err.contains("audit replay"), "{kind:?}: {err}");
+        assert!(s.query("SELECT 1 FROM events WHERE aggregate_type = 'Notice'").is_empty(), "{kind:?}: no notice issued");
     }
 }
 

@@ -421,6 +421,15 @@ impl Store {
         }
     }
 
+    /// The rows at the given positions, in position order (with what a fold
+    /// needs, as `load_streams`); a position without a row is left out.
+    pub async fn load_positions(&self, positions: &[i64]) -> Result<Vec<RecordedEvent>, StoreError> {
+        match self {
+            Store::Pg(p) => pg::load_positions(p, positions).await,
+            Store::Lite(p) => sqlite::load_positions(p, positions).await,
+        }
+    }
+
     /// The ids of every stream of a type (an index range of the primary key).
     pub async fn stream_ids(&self, aggregate_type: &str) -> Result<Vec<String>, StoreError> {
         Ok(match self {

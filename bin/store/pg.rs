@@ -179,6 +179,21 @@ pub async fn load_streams(pool: &PgPool, aggregate_type: &str, ids: &[String]) -
     Ok(out)
 }
 
+pub async fn load_positions(pool: &PgPool, positions: &[i64]) -> Result<Vec<RecordedEvent>, StoreError> {
+    if positions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let cols = FOLD_COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ");
+    // One primary-key probe per position (see `load_streams`).
+    let sql = format!("SELECT {cols} FROM unnest($1::bigint[]) AS t(p) CROSS JOIN LATERAL (SELECT * FROM events WHERE global_position = t.p OFFSET 0) e");
+    let mut tx = probe_tx(pool).await?;
+    let rows = sqlx::query(&sql).bind(positions).fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    let mut out: Vec<RecordedEvent> = rows.iter().map(row_to_fold_event).collect();
+    out.sort_unstable_by_key(|e| e.position);
+    Ok(out)
+}
+
 pub async fn inputs_lookup(pool: &PgPool, ids: &[String]) -> Result<HashMap<String, String>, StoreError> {
     if ids.is_empty() {
         return Ok(HashMap::new());

@@ -52,11 +52,18 @@ macro_rules! string_id {
     };
 }
 
-/// A merchant id: exactly 9 digits.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+/// A merchant id: exactly 9 digits. Read through its parser; written as the
+/// string it holds (no copy: every event and statement carries one).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct MerchantId(String);
 string_id!(MerchantId);
+
+impl Serialize for MerchantId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
 
 impl MerchantId {
     pub fn parse(s: &str) -> Result<MerchantId, ParseError> {
