@@ -433,12 +433,7 @@ impl Store {
     /// The ids of every stream of a type (an index range of the primary key).
     pub async fn stream_ids(&self, aggregate_type: &str) -> Result<Vec<String>, StoreError> {
         Ok(match self {
-            Store::Pg(p) => {
-                sqlx::query_scalar("SELECT DISTINCT aggregate_id FROM events WHERE aggregate_type = $1")
-                    .bind(aggregate_type)
-                    .fetch_all(p)
-                    .await?
-            }
+            Store::Pg(p) => pg::stream_ids(p, aggregate_type).await?,
             Store::Lite(p) => {
                 sqlx::query_scalar("SELECT DISTINCT aggregate_id FROM events WHERE aggregate_type = ?1")
                     .bind(aggregate_type)

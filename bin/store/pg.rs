@@ -194,6 +194,20 @@ pub async fn load_positions(pool: &PgPool, positions: &[i64]) -> Result<Vec<Reco
     Ok(out)
 }
 
+/// The ids of every stream of a type: a range of the primary key. Planned
+/// freely, with statistics from when the log held mostly merchants, this was a
+/// scan of the whole table: 2.3 s a file at 10,000,000 events.
+pub async fn stream_ids(pool: &PgPool, aggregate_type: &str) -> Result<Vec<String>, StoreError> {
+    let mut tx = probe_tx(pool).await?;
+    sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
+    let ids = sqlx::query_scalar("SELECT DISTINCT aggregate_id FROM events WHERE aggregate_type = $1")
+        .bind(aggregate_type)
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(ids)
+}
+
 pub async fn inputs_lookup(pool: &PgPool, ids: &[String]) -> Result<HashMap<String, String>, StoreError> {
     if ids.is_empty() {
         return Ok(HashMap::new());
