@@ -292,7 +292,6 @@ impl ChainCheck {
         }
         Ok(())
     }
-
 }
 
 fn corrupt(r: &RecordedEvent, e: impl std::fmt::Display) -> AppError {
@@ -548,10 +547,12 @@ impl History {
         let max_through = self.runs.iter().map(|r| r.through).max();
         let noticed = self.noticed();
         let mut cycles: BTreeMap<(NaiveDate, NaiveDate), Vec<(i64, MerchantId)>> = BTreeMap::new();
-        for (start, rows) in self.paying_rows.iter().filter(|_| with_pending) {
-            for (m, r) in rows {
-                if self.work_left(&noticed, m, r) {
-                    cycles.entry((*start, r.payout_date)).or_default().push((r.position, m.clone()));
+        if with_pending {
+            for (start, rows) in &self.paying_rows {
+                for (m, r) in rows {
+                    if self.work_left(&noticed, m, r) {
+                        cycles.entry((*start, r.payout_date)).or_default().push((r.position, m.clone()));
+                    }
                 }
             }
         }

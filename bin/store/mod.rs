@@ -394,13 +394,12 @@ impl Store {
         }
     }
 
-    /// Every event after `after` (and recorded up to `until`, if given) in
-    /// recording order, in one consistent read; stops at the first error of `f`.
-    /// A `full` read checks how many rows it read against a count in the same
-    /// snapshot, so a silently shortened read cannot pass.
-    /// Hands every row of `read` to `f`, in recording order. The row is lent:
-    /// one `RecordedEvent` is filled again for each row (its strings keep
-    /// their capacity), so a caller that keeps rows swaps in a spare one.
+    /// Hands every row of `read` to `f` in recording order, in one consistent
+    /// read; stops at the first error of `f`. A read that leaves nothing out
+    /// must end on the last row of its snapshot, so a silently shortened read
+    /// cannot pass. The row is lent: one `RecordedEvent` is filled again for
+    /// each row (its strings keep their capacity), so a caller that keeps rows
+    /// swaps in a spare one.
     pub async fn for_each_event<E, F>(&self, read: &Read<'_>, f: F) -> Result<ReadSummary, E>
     where
         F: FnMut(&mut RecordedEvent) -> Result<(), E>,

@@ -51,6 +51,11 @@ const SELECT_COLUMNS: &str = "global_position, aggregate_type, aggregate_id, seq
 /// What a fold needs (see `row_to_fold_event`).
 const FOLD_COLUMNS: &str = "global_position, aggregate_type, aggregate_id, sequence, payload::text";
 
+/// `FOLD_COLUMNS` of the lateral subquery `e` of the probe reads.
+fn fold_columns_of_e() -> String {
+    FOLD_COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ")
+}
+
 fn row_to_event(r: &sqlx::postgres::PgRow) -> RecordedEvent {
     let mut e = RecordedEvent::default();
     fill_event(r, &mut e);
@@ -162,7 +167,7 @@ pub async fn load_streams(pool: &PgPool, aggregate_type: &str, ids: &[String]) -
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let cols = FOLD_COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ");
+    let cols = fold_columns_of_e();
     let sql = format!(
         "SELECT {cols} FROM unnest($2::text[]) AS t(id) CROSS JOIN LATERAL (SELECT * FROM events WHERE aggregate_type = $1 AND aggregate_id = t.id OFFSET 0) e"
     );
@@ -183,7 +188,7 @@ pub async fn load_positions(pool: &PgPool, positions: &[i64]) -> Result<Vec<Reco
     if positions.is_empty() {
         return Ok(Vec::new());
     }
-    let cols = FOLD_COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ");
+    let cols = fold_columns_of_e();
     // One primary-key probe per position (see `load_streams`).
     let sql = format!("SELECT {cols} FROM unnest($1::bigint[]) AS t(p) CROSS JOIN LATERAL (SELECT * FROM events WHERE global_position = t.p OFFSET 0) e");
     let mut tx = probe_tx(pool).await?;

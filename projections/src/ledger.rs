@@ -686,19 +686,19 @@ fn compare(recorded: &StatementClosed, computed: &StatementClosed) -> Vec<Differ
     let mut v = Vec::new();
     // Values are written out only when they differ: the audit compares every
     // statement of the history and nearly all of them agree.
-    let mut differs = |name: &dyn Fn() -> String, r: &dyn Fn() -> String, c: &dyn Fn() -> String| {
+    let mut differs = |field: String, recorded_value: String, recomputed: String| {
         v.push(Difference {
             merchant_id: recorded.merchant_id.clone(),
             period_start: recorded.period_start,
-            field: name(),
-            recorded: r(),
-            recomputed: c(),
+            field,
+            recorded: recorded_value,
+            recomputed,
         });
     };
     macro_rules! field {
         ($name:expr, $r:expr, $c:expr) => {
             if $r != $c {
-                differs(&|| $name.to_string(), &|| $r.to_string(), &|| $c.to_string());
+                differs($name.to_string(), $r.to_string(), $c.to_string());
             }
         };
     }
@@ -706,7 +706,7 @@ fn compare(recorded: &StatementClosed, computed: &StatementClosed) -> Vec<Differ
     field!("payout_date", recorded.payout_date, computed.payout_date);
     field!("notice_date", recorded.notice_date, computed.notice_date);
     if recorded.payee != computed.payee {
-        differs(&|| "payee".into(), &|| format!("{:?}", recorded.payee), &|| format!("{:?}", computed.payee));
+        differs("payee".into(), format!("{:?}", recorded.payee), format!("{:?}", computed.payee));
     }
     let (r, c) = (&recorded.figures, &computed.figures);
     for g in BrandGroup::ALL {
