@@ -1,6 +1,10 @@
--- upay schema, SQLite. The events table has the sqlite-es layout plus
--- global_position (recording order: SQLite has one writer at a time, so the
--- order of positions is the order of commits), recorded_at and chain_hash.
+-- upay schema, SQLite, layout 2 (PRAGMA user_version; `sqlite::open` converts a
+-- store of layout 1 once). The events table has the sqlite-es columns plus
+-- global_position, recorded_at and chain_hash. global_position is the rowid:
+-- the table is stored in recording order, a read in that order walks the table
+-- itself, and a row sqlite-es inserts without a position gets the next one
+-- (the largest rowid plus one; SQLite has one writer at a time, so the order of
+-- positions is the order of commits). The stream key is a unique index.
 CREATE TABLE IF NOT EXISTS events
 (
     aggregate_type  text                          NOT NULL,
@@ -10,22 +14,13 @@ CREATE TABLE IF NOT EXISTS events
     event_version   text                          NOT NULL,
     payload         text                          NOT NULL,
     metadata        text                          NOT NULL,
-    global_position integer,
+    global_position integer PRIMARY KEY,
     recorded_at     text                          NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     chain_hash      text,
-    PRIMARY KEY (aggregate_type, aggregate_id, sequence)
+    UNIQUE (aggregate_type, aggregate_id, sequence)
 ) STRICT;
-CREATE UNIQUE INDEX IF NOT EXISTS events_global_position ON events (global_position);
 -- Rows still to be chained (only those the single-command path wrote).
 CREATE INDEX IF NOT EXISTS events_unsealed ON events (global_position) WHERE chain_hash IS NULL;
-
--- Rows inserted by sqlite-es carry no position: give them the next one.
-CREATE TRIGGER IF NOT EXISTS events_assign_position AFTER INSERT ON events
-    WHEN NEW.global_position IS NULL
-BEGIN
-    UPDATE events SET global_position = (SELECT COALESCE(MAX(global_position), 0) + 1 FROM events)
-     WHERE rowid = NEW.rowid;
-END;
 
 CREATE TABLE IF NOT EXISTS inputs
 (

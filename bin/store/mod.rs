@@ -6,6 +6,7 @@
 
 mod pg;
 mod sqlite;
+mod sqlite_rows;
 
 use std::collections::HashMap;
 
@@ -27,6 +28,9 @@ pub enum StoreError {
     Stale(i64),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// An error of SQLite's C API (the bulk inserts of `sqlite_rows`).
+    #[error("database error: {0}")]
+    Sqlite(String),
     #[error("the stored history is inconsistent: {0}")]
     Corrupt(String),
 }
@@ -433,12 +437,7 @@ impl Store {
     pub async fn stream_ids(&self, aggregate_type: &str) -> Result<Vec<String>, StoreError> {
         Ok(match self {
             Store::Pg(p) => pg::stream_ids(p, aggregate_type).await?,
-            Store::Lite(p) => {
-                sqlx::query_scalar("SELECT DISTINCT aggregate_id FROM events WHERE aggregate_type = ?1")
-                    .bind(aggregate_type)
-                    .fetch_all(p)
-                    .await?
-            }
+            Store::Lite(p) => sqlite::stream_ids(p, aggregate_type).await?,
         })
     }
 

@@ -8,13 +8,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::{Row, SqlitePool};
 
+use super::sqlite_rows::{self, blocking, Statement, Value};
 use super::{name, Head, NewEvent, NewInput, ReadSummary, RecordedEvent, StoreError, StreamGuard, CHAIN_GENESIS, FOLD_SKIPPED_EVENT_TYPES, REFUSAL};
 
 const SCHEMA: &str = include_str!("../migrations/sqlite.sql");
-/// SQLite allows at most 32,766 bound values a statement: 10 columns a row.
-const LITE_INSERT_ROWS_MAX: usize = 3_000;
+/// The layout `SCHEMA` creates, kept in `PRAGMA user_version`.
+const LAYOUT: i64 = 2;
 
 pub async fn open(url: &str, path: &str) -> Result<SqlitePool, StoreError> {
     let unreachable = |e: sqlx::Error| StoreError::Unreachable {
@@ -33,11 +34,37 @@ pub async fn open(url: &str, path: &str) -> Result<SqlitePool, StoreError> {
         .foreign_keys(true)
         // A page cache of 32 MiB a connection instead of 2: a day's writes
         // touch index pages all over a large log.
-        .pragma("cache_size", "-32768");
+        .pragma("cache_size", "-32768")
+        // The log is copied back into the database every 32 MiB of WAL
+        // instead of every 4: the index pages a day's chunks all touch are
+        // written back once, not once per chunk.
+        .pragma("wal_autocheckpoint", "8192");
     let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(unreachable)?;
     let mut conn = pool.acquire().await?;
     let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+    let layout: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&mut *tx).await?;
+    let has_events: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events')")
+        .fetch_one(&mut *tx)
+        .await?;
+    if has_events && layout < LAYOUT {
+        // Layout 1 kept the stream key as the table's key and the position in
+        // an index beside it (with a trigger numbering sqlite-es's rows). The
+        // rows are copied once, in position order, into the table of layout
+        // 2; the old table goes with its indexes and trigger.
+        tracing::warn!("{path}: converting the event table to layout {LAYOUT} (once)");
+        sqlx::raw_sql("ALTER TABLE events RENAME TO events_layout1").execute(&mut *tx).await?;
+        sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
+        sqlx::raw_sql(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, global_position, recorded_at, chain_hash) \
+             SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, global_position, recorded_at, chain_hash \
+             FROM events_layout1 ORDER BY global_position; \
+             DROP TABLE events_layout1;",
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
     sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
+    sqlx::raw_sql(&format!("PRAGMA user_version = {LAYOUT}")).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(pool)
 }
@@ -122,34 +149,96 @@ pub async fn load_streams(pool: &SqlitePool, aggregate_type: &str, ids: &[String
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let ids_json = serde_json::to_string(ids).expect("strings serialise");
-    let sql = format!(
-        "SELECT {SELECT_COLUMNS} FROM events WHERE aggregate_type = ?1 AND aggregate_id IN (SELECT value FROM json_each(?2)) ORDER BY aggregate_id, sequence"
-    );
-    let rows = sqlx::query(&sql).bind(aggregate_type).bind(ids_json).fetch_all(pool).await?;
-    Ok(rows.iter().map(row_to_event).collect())
+    let sql = format!("SELECT {SELECT_COLUMNS} FROM events WHERE aggregate_type = ?1 AND aggregate_id = ?2 ORDER BY sequence");
+    let mut out = probe(pool, &sql, |stmt| {
+        let mut out = Vec::new();
+        for id in ids {
+            stmt.query(&[Value::Text(aggregate_type), Value::Text(id)], |r| {
+                out.push(raw_row_to_event(r)?);
+                Ok(())
+            })?;
+        }
+        Ok(out)
+    })
+    .await?;
+    out.sort_by(|a, b| (&a.aggregate_id, a.sequence).cmp(&(&b.aggregate_id, b.sequence)));
+    Ok(out)
 }
 
 pub async fn load_positions(pool: &SqlitePool, positions: &[i64]) -> Result<Vec<RecordedEvent>, StoreError> {
     if positions.is_empty() {
         return Ok(Vec::new());
     }
-    let json = serde_json::to_string(positions).expect("numbers serialise");
-    let sql = format!("SELECT {SELECT_COLUMNS} FROM events WHERE global_position IN (SELECT value FROM json_each(?1)) ORDER BY global_position");
-    let rows = sqlx::query(&sql).bind(json).fetch_all(pool).await?;
-    Ok(rows.iter().map(row_to_event).collect())
+    let sql = format!("SELECT {SELECT_COLUMNS} FROM events WHERE global_position = ?1");
+    let mut out = probe(pool, &sql, |stmt| {
+        let mut out = Vec::with_capacity(positions.len());
+        for p in positions {
+            stmt.query(&[Value::Int(*p)], |r| {
+                out.push(raw_row_to_event(r)?);
+                Ok(())
+            })?;
+        }
+        Ok(out)
+    })
+    .await?;
+    out.sort_by_key(|e| e.position);
+    Ok(out)
 }
 
 pub async fn inputs_lookup(pool: &SqlitePool, ids: &[String]) -> Result<HashMap<String, String>, StoreError> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let ids_json = serde_json::to_string(ids).expect("strings serialise");
-    let rows = sqlx::query("SELECT event_id, digest FROM inputs WHERE event_id IN (SELECT value FROM json_each(?1))")
-        .bind(ids_json)
-        .fetch_all(pool)
-        .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    probe(pool, "SELECT digest FROM inputs WHERE event_id = ?1", |stmt| {
+        let mut known = HashMap::new();
+        for id in ids {
+            stmt.query(&[Value::Text(id)], |r| {
+                known.insert(id.clone(), r.text(0)?.to_string());
+                Ok(())
+            })?;
+        }
+        Ok(known)
+    })
+    .await
+}
+
+/// The ids of every stream of a type.
+pub async fn stream_ids(pool: &SqlitePool, aggregate_type: &str) -> Result<Vec<String>, StoreError> {
+    probe(pool, "SELECT DISTINCT aggregate_id FROM events WHERE aggregate_type = ?1", |stmt| {
+        let mut ids = Vec::new();
+        stmt.query(&[Value::Text(aggregate_type)], |r| {
+            ids.push(r.text(0)?.to_string());
+            Ok(())
+        })?;
+        Ok(ids)
+    })
+    .await
+}
+
+/// Runs `f` on `sql` prepared through the C API (`sqlite_rows`), in one read
+/// transaction: the probes of one call see one state of the store.
+async fn probe<T>(pool: &SqlitePool, sql: &str, f: impl FnOnce(&mut Statement<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    let mut tx = pool.begin().await?;
+    let out = {
+        let mut handle = tx.lock_handle().await?;
+        blocking(|| f(&mut Statement::prepare(&mut handle, sql)?))?
+    };
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// A row read with `SELECT_COLUMNS` through the C API.
+fn raw_row_to_event(r: &sqlite_rows::Row<'_>) -> Result<RecordedEvent, StoreError> {
+    Ok(RecordedEvent {
+        position: r.int(0),
+        aggregate_type: name(r.text(1)?),
+        aggregate_id: r.text(2)?.to_string(),
+        sequence: r.int(3),
+        event_type: name(r.text(4)?),
+        event_version: name(r.text(5)?),
+        payload: r.text(6)?.to_string(),
+        chain_hash: r.opt_text(7)?.map(str::to_string),
+    })
 }
 
 pub async fn append(pool: &SqlitePool, events: &[NewEvent], inputs: &[NewInput], guard: &StreamGuard) -> Result<(), StoreError> {
@@ -206,30 +295,41 @@ pub async fn append(pool: &SqlitePool, events: &[NewEvent], inputs: &[NewInput],
             .fetch_one(&mut *tx)
             .await?;
         let rows = head.chain(events, first);
-        for chunk in rows.chunks(LITE_INSERT_ROWS_MAX) {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, global_position, chain_hash) ",
-            );
-            qb.push_values(chunk, |mut b, (e, pos, h)| {
-                b.push_bind(e.aggregate_type)
-                    .push_bind(&e.aggregate_id)
-                    .push_bind(e.sequence)
-                    .push_bind(e.event_type)
-                    .push_bind(e.event_version)
-                    .push_bind(&e.payload)
-                    .push("'{}'")
-                    .push_bind(*pos)
-                    .push_bind(h);
-            });
-            qb.build().execute(&mut *tx).await.map_err(conflict)?;
-        }
+        // One instant for the rows of one transaction, in the column's format
+        // (the column's default would format the clock again for every row).
+        let recorded_at = time_text(Utc::now());
+        let mut handle = tx.lock_handle().await?;
+        blocking(|| {
+            let mut insert = Statement::prepare(
+                &mut handle,
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, global_position, chain_hash, recorded_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, '{}', ?7, ?8, ?9)",
+            )?;
+            for (e, pos, h) in &rows {
+                insert.execute(&[
+                    Value::Text(e.aggregate_type),
+                    Value::Text(&e.aggregate_id),
+                    Value::Int(e.sequence),
+                    Value::Text(e.event_type),
+                    Value::Text(e.event_version),
+                    Value::Text(&e.payload),
+                    Value::Int(*pos),
+                    Value::Text(h),
+                    Value::Text(&recorded_at),
+                ])?;
+            }
+            Ok::<_, StoreError>(())
+        })?;
     }
-    for chunk in inputs.chunks(LITE_INSERT_ROWS_MAX) {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO inputs (event_id, digest, outcome, global_position) ");
-        qb.push_values(chunk, |mut b, i| {
-            b.push_bind(&i.event_id).push_bind(&i.digest).push_bind(&i.outcome).push_bind(head.position);
-        });
-        qb.build().execute(&mut *tx).await.map_err(conflict)?;
+    if !inputs.is_empty() {
+        let mut handle = tx.lock_handle().await?;
+        blocking(|| {
+            let mut insert = Statement::prepare(&mut handle, "INSERT INTO inputs (event_id, digest, outcome, global_position) VALUES (?1, ?2, ?3, ?4)")?;
+            for i in inputs {
+                insert.execute(&[Value::Text(&i.event_id), Value::Text(&i.digest), Value::Text(&i.outcome), Value::Int(head.position)])?;
+            }
+            Ok::<_, StoreError>(())
+        })?;
     }
     sqlx::query(
         "INSERT INTO log_head (id, position, hash) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET position = excluded.position, hash = excluded.hash",
@@ -240,13 +340,4 @@ pub async fn append(pool: &SqlitePool, events: &[NewEvent], inputs: &[NewInput],
     .await?;
     tx.commit().await?;
     Ok(())
-}
-
-fn conflict(e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(d) = &e {
-        if d.is_unique_violation() {
-            return StoreError::Conflict(d.message().to_string());
-        }
-    }
-    StoreError::Db(e)
 }
