@@ -9,7 +9,8 @@
 //!   the embedded store's ingest; one more night after the year vs one night
 //!   on an empty store; and the peak memory (RSS) of each of those steps.
 //! Prints each rate and each ratio. Usage:
-//!   cargo run --release --bin bench -- [--quick] [--one-shot] [--events N] [--merchants M] [--days D]
+//!   cargo run --release --bin bench -- [--quick] [--one-shot] [--embedded-only] [--events N] [--merchants M] [--days D]
+//! (`UPAY_BENCH_KEEP=1` keeps the generated files, to profile a step on them.)
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -32,6 +33,8 @@ struct Opts {
     /// Settle the whole year in one run at the end (the worst case: every
     /// sale of the year open at once) instead of at each cycle's end.
     one_shot: bool,
+    /// Only the embedded store's ingest (`--embedded-only`).
+    embedded_only: bool,
 }
 
 fn parse_opts() -> Opts {
@@ -41,6 +44,7 @@ fn parse_opts() -> Opts {
         days: 365,
         admin: "postgres://postgres@127.0.0.1:5432/postgres".into(),
         one_shot: false,
+        embedded_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -56,6 +60,7 @@ fn parse_opts() -> Opts {
             "--days" => o.days = val().parse().expect("a number"),
             "--pg" => o.admin = val(),
             "--one-shot" => o.one_shot = true,
+            "--embedded-only" => o.embedded_only = true,
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -297,6 +302,13 @@ async fn main() {
     println!("generated {rows} input rows in {:.1} s", t.elapsed().as_secs_f64());
     let cfg = Config::demo();
     let (last_file, year_files) = files.split_last().expect("at least one day");
+    if o.embedded_only {
+        reset_peak_rss();
+        embedded_ingest(&dir, &merchants, year_files).await;
+        println!("peak RSS {:.0} MiB", peak_rss_mib());
+        remove_inputs(&dir);
+        return;
+    }
 
     // Ingest on PostgreSQL, then COPY of the same rows. The year is settled as
     // it is run, at the end of each cycle (statements only), except its last
@@ -379,16 +391,7 @@ async fn main() {
 
     // The embedded store's ingest.
     reset_peak_rss();
-    let lite_path = dir.join("bench.db");
-    let lite = Store::open(&format!("sqlite://{}", lite_path.display())).await.expect("sqlite");
-    let sample: Vec<PathBuf> = year_files.iter().take(year_files.len().min(30)).cloned().collect();
-    ingest_merchants(&lite, &merchants).await;
-    let before = count_events(&lite).await;
-    let t = Instant::now();
-    ingest_all(&lite, &sample).await;
-    let lite_secs = t.elapsed().as_secs_f64();
-    let lite_n = count_events(&lite).await - before;
-    let lite_rate = line("embedded store (SQLite) ingest, events", lite_n, lite_secs);
+    let lite_rate = embedded_ingest(&dir, &merchants, year_files).await;
     peaks.push(("ingest (SQLite)", peak_rss_mib()));
 
     // Notice rendering on its own, for the first thousand paying statements
@@ -432,7 +435,29 @@ async fn main() {
     );
     let (worst, mib) = peaks.iter().copied().fold(("", 0.0), |a, b| if b.1 > a.1 { b } else { a });
     println!("  peak RSS of the engine   {mib:.0} MiB in {worst}  [< 1024 for 10,000,000 events]");
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_inputs(&dir);
+}
+
+/// Removes the generated files, unless `UPAY_BENCH_KEEP` is set.
+fn remove_inputs(dir: &Path) {
+    if std::env::var_os("UPAY_BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// The embedded store's ingest of the first 30 days (of `year_files`) into a
+/// new SQLite file beside the inputs; prints and returns its rate.
+async fn embedded_ingest(dir: &Path, merchants: &Path, year_files: &[PathBuf]) -> f64 {
+    let lite_path = dir.join("bench.db");
+    let lite = Store::open(&format!("sqlite://{}", lite_path.display())).await.expect("sqlite");
+    let sample: Vec<PathBuf> = year_files.iter().take(year_files.len().min(30)).cloned().collect();
+    ingest_merchants(&lite, merchants).await;
+    let before = count_events(&lite).await;
+    let t = Instant::now();
+    ingest_all(&lite, &sample).await;
+    let lite_secs = t.elapsed().as_secs_f64();
+    let lite_n = count_events(&lite).await - before;
+    line("embedded store (SQLite) ingest, events", lite_n, lite_secs)
 }
 
 /// One night: the day's file ingested, then settled; the seconds of each.

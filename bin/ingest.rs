@@ -320,7 +320,7 @@ fn kind_rule(kind: &str) -> Option<KindRule> {
     })
 }
 
-fn parse_event_row(fields: &[String]) -> Result<(EventId, PaymentCommand), Vec<String>> {
+fn parse_event_row(fields: &[&str]) -> Result<(EventId, PaymentCommand), Vec<String>> {
     let get = |i: usize| fields[i].trim();
     let names = EVENT_COLUMNS;
     let mut e = RowErrors(Vec::new());
@@ -390,7 +390,7 @@ fn parse_event_row(fields: &[String]) -> Result<(EventId, PaymentCommand), Vec<S
 }
 
 /// The content of a row, for "same event_id, same content" (the event id aside).
-fn row_digest(fields: &[String]) -> String {
+fn row_digest(fields: &[&str]) -> String {
     let mut h = Sha256::new();
     for f in &fields[1..] {
         h.update(f.trim().as_bytes());
@@ -408,7 +408,7 @@ pub struct EventsFile {
 
 /// A reason never repeats a value that looks like a card number, whatever
 /// column it was typed into.
-fn without_card_numbers(fields: &[String], reasons: Vec<String>) -> Vec<String> {
+fn without_card_numbers(fields: &[&str], reasons: Vec<String>) -> Vec<String> {
     let pans: Vec<&str> = fields.iter().map(|f| f.trim()).filter(|f| domain::ids::looks_like_card_number(f)).collect();
     reasons
         .into_iter()
@@ -434,7 +434,7 @@ pub fn parse_events(path: &Path, t: &Table) -> Result<EventsFile, AppError> {
             bad.push(row_count_error(path, row.line, row.fields.len(), t.header.len()));
             continue;
         }
-        let fields: Vec<String> = order.iter().map(|i| row.fields[*i].clone()).collect();
+        let fields: Vec<&str> = order.iter().map(|i| row.fields[*i].as_str()).collect();
         match parse_event_row(&fields) {
             Err(reasons) => bad.push(format!(
                 "{}:{}: {}",
@@ -611,9 +611,18 @@ pub async fn record_events(st: &Store, path: &Path, file: EventsFile) -> Result<
     // Event ids already recorded: the same content is skipped, other content refuses the file.
     let mut present: HashSet<String> = HashSet::new();
     let mut bad = Vec::new();
-    for chunk in rows.chunks(INGEST_CHUNK_ROWS_MAX) {
-        let ids: Vec<String> = chunk.iter().map(|r| r.cmd.event_id.to_string()).collect();
-        let known = st.inputs_lookup(&ids).await?;
+    // The registered merchants are read while the ids are looked up: two
+    // reads on two connections, neither waiting for the other.
+    let lookups = async {
+        let mut known = Vec::new();
+        for chunk in rows.chunks(INGEST_CHUNK_ROWS_MAX) {
+            let ids: Vec<String> = chunk.iter().map(|r| r.cmd.event_id.to_string()).collect();
+            known.push(st.inputs_lookup(&ids).await?);
+        }
+        Ok::<_, AppError>(known)
+    };
+    let (known, merchants) = tokio::try_join!(lookups, registered_merchants(st))?;
+    for (chunk, known) in rows.chunks(INGEST_CHUNK_ROWS_MAX).zip(&known) {
         for r in chunk {
             if let Some(d) = known.get(r.cmd.event_id.as_str()) {
                 if *d == r.digest {
@@ -639,7 +648,6 @@ pub async fn record_events(st: &Store, path: &Path, file: EventsFile) -> Result<
     }
     summary.present = present.len() as u64 + repeated;
     let todo: Vec<&ParsedEvent> = rows.iter().filter(|r| !present.contains(r.cmd.event_id.as_str())).collect();
-    let merchants = registered_merchants(st).await?;
     let progress = crate::output::Progress::new("ingest", todo.len() as u64);
     // The transactions as decided so far, written or being written.
     let mut cache: HashMap<TxnId, (Payment, i64)> = HashMap::new();
