@@ -7,7 +7,7 @@ use domain::BrandGroup;
 use payout::zengin;
 
 use crate::app::AppError;
-use crate::fold::{Finding, History, HistorySnapshot, CHECKPOINT_FORMAT, CHECKPOINT_NAME};
+use crate::fold::{checkpoint_differences, parse_checkpoint, Finding, History, HistorySnapshot, CHECKPOINT_NAME};
 use crate::store::{Checkpoint, Store};
 
 pub async fn replay(st: &Store, as_of: Option<DateTime<Utc>>) -> Result<u8, AppError> {
@@ -23,7 +23,7 @@ pub async fn replay(st: &Store, as_of: Option<DateTime<Utc>>) -> Result<u8, AppE
     };
     let mut findings: Vec<Finding> = h.findings.clone();
     if let Some(c) = &checkpoint {
-        findings.extend(check_checkpoint(c, h.snapshot_taken.as_ref()));
+        findings.extend(check_checkpoint(st, c, h.snapshot_taken.as_ref()).await?);
     }
     for a in &h.ledger.anomalies {
         findings.push(Finding {
@@ -169,8 +169,9 @@ pub async fn replay(st: &Store, as_of: Option<DateTime<Utc>>) -> Result<u8, AppE
 }
 
 /// What is wrong with the stored checkpoint, given the audit's own snapshot of
-/// the history at its position (None: the fold never reached that position).
-fn check_checkpoint(c: &Checkpoint, fresh: Option<&Option<HistorySnapshot>>) -> Option<Finding> {
+/// the history at its position (None: the fold never reached that position):
+/// its main document and the parts it names.
+async fn check_checkpoint(st: &Store, c: &Checkpoint, fresh: Option<&Option<HistorySnapshot>>) -> Result<Option<Finding>, AppError> {
     let finding = |recomputed: String| Finding {
         place: format!("checkpoint at position {}", c.position),
         field: "checkpoint".into(),
@@ -178,24 +179,21 @@ fn check_checkpoint(c: &Checkpoint, fresh: Option<&Option<HistorySnapshot>>) -> 
         recomputed,
     };
     if c.stored_hash != c.current_hash {
-        return Some(finding("taken after a row that has since changed or gone: the next batch ignores it".into()));
+        return Ok(Some(finding("taken after a row that has since changed or gone: the next batch ignores it".into())));
     }
-    #[derive(serde::Deserialize)]
-    struct Layout {
-        format: u32,
-    }
-    if serde_json::from_str::<Layout>(&c.data).is_ok_and(|l| l.format != CHECKPOINT_FORMAT) {
+    let stored = match parse_checkpoint(&c.data) {
+        Err(e) => return Ok(Some(finding(format!("{e}: the next batch ignores it")))),
         // Written by another version of upay: the next batch ignores it.
-        return None;
-    }
-    let stored: Result<HistorySnapshot, _> = serde_json::from_str(&c.data);
-    match (fresh, stored) {
-        (None, _) => Some(finding("the log has no row at its position".into())),
-        (Some(None), _) => Some(finding("the log up to it holds events the settlement cannot place".into())),
-        (_, Err(e)) => Some(finding(format!("unreadable ({e}): the next batch ignores it"))),
-        (Some(Some(fresh)), Ok(stored)) if *fresh == stored => None,
-        (Some(Some(_)), Ok(_)) => Some(finding(
-            "differs from the fold of the log up to its position: the next batch would build on it; delete it (DELETE FROM checkpoints) and settle again".into(),
-        )),
-    }
+        Ok(None) => return Ok(None),
+        Ok(Some(s)) => s,
+    };
+    Ok(match fresh {
+        None => Some(finding("the log has no row at its position".into())),
+        Some(None) => Some(finding("the log up to it holds events the settlement cannot place".into())),
+        Some(Some(fresh)) => checkpoint_differences(st, &stored, fresh).await?.map(|d| {
+            finding(format!(
+                "{d}: the next batch would build on it; delete it (DELETE FROM checkpoints) and settle again"
+            ))
+        }),
+    })
 }

@@ -16,7 +16,7 @@ use projections::{RunCompleted, SettlementEvent, StatementClosed};
 use crate::app::{refused, write_atomic, AppError};
 use crate::cli::SettleArgs;
 use crate::config::Config;
-use crate::fold::{notice_stream, Conservation, History, HistorySnapshot, PayingRows, TransferFileWritten, CHECKPOINT_NAME, SETTLEMENT, SETTLEMENT_RUN, TRANSFER_FILE};
+use crate::fold::{notice_stream, Conservation, History, HistorySnapshot, Part, PayingRows, TransferFileWritten, CHECKPOINT_NAME, SETTLEMENT, SETTLEMENT_RUN, TRANSFER_FILE};
 use crate::notice_cmd::{document_for, issue, zip_encryption};
 use crate::store::{NewEvent, Read, Store, StoreError, StreamGuard};
 
@@ -72,11 +72,15 @@ async fn settle_once(st: &Store, cfg: &Config, args: &SettleArgs) -> Result<Sett
             "the log holds an event the settlement cannot place ({a}); nothing closed, run `upay audit replay`"
         )));
     }
-    // The history as read, before anything is closed: a function of the log up
-    // to its last position alone, which the next checkpoint continues from.
-    let as_read = h.snapshot_as_read();
     let target = Cycle::last_ended_by(args.through);
     let due = h.ledger.merchants_due(target, args.shard);
+    // The checkpoint's parts (contracts, statements) are read only by a run
+    // that closes statements or has notices or transfer files to do.
+    read_parts_for_work(st, &mut h, !due.is_empty(), args).await?;
+    // The history as read, before anything is closed: a function of the log up
+    // to its last position alone, which the next checkpoint continues from.
+    let as_read = h.snapshot_reading(st, true).await?;
+    tracing::debug!("settle: as-read snapshot at {:?}", t0.elapsed());
     let progress = crate::output::Progress::new("settle", due.len() as u64);
     let mut closed_total = 0u64;
     // Whether another batch closed some of our merchants at the same time: then
@@ -126,15 +130,18 @@ async fn settle_once(st: &Store, cfg: &Config, args: &SettleArgs) -> Result<Sett
 
     if others_closed {
         h = History::for_batch(st).await?.0;
+        read_parts_for_work(st, &mut h, false, args).await?;
     }
-    if !args.statements_only {
+    // With the statements part unread, there is nothing due among them.
+    let work = !args.statements_only && h.statements_work_due(args.through);
+    if work {
         // The statements still waiting for a notice or a transfer file that
         // earlier runs closed: the checkpoint keeps their rows, not their content.
         let read_back = h.load_pending(st).await?;
         tracing::debug!("settle: read back {read_back} statements with work left");
     }
-    let notices = if args.statements_only { 0 } else { issue_notices(st, cfg, &h, args).await? };
-    let files = if args.shard.is_none() && !args.statements_only {
+    let notices = if work { issue_notices(st, cfg, &h, args).await? } else { 0 };
+    let files = if args.shard.is_none() && work {
         write_transfer_files(st, cfg, &mut h, args).await?
     } else {
         0
@@ -170,20 +177,43 @@ async fn save_checkpoint(st: &Store, as_read: HistorySnapshot, paying_rows: Payi
             fold_only: true,
             ..Read::default()
         };
-        let h = History::restore_with_rows(as_read, paying_rows).fold(st, &read).await?;
-        let Some(s) = h.snapshot() else { return Ok::<_, AppError>(None) };
+        let t0 = std::time::Instant::now();
+        let mut h = History::restore_with_rows(as_read, paying_rows).fold(st, &read).await?;
+        let Some(mut s) = h.snapshot_reading(st, false).await? else {
+            return Ok::<_, AppError>(None);
+        };
+        drop(h);
         if s.position == stored_at {
             return Ok(None);
         }
+        // Only the parts that changed are written; the others stay as stored.
+        let parts = s.encode_parts();
+        let stored = st.checkpoint_part_hashes(CHECKPOINT_NAME).await?;
+        let changed: Vec<(String, &str, &str)> = parts
+            .iter()
+            .filter(|p| stored.get(&p.part.row()) != Some(&p.sha256))
+            .map(|p| (p.part.row(), p.sha256.as_str(), p.text.as_str()))
+            .collect();
         let data = serde_json::to_string(&s).expect("a snapshot serialises");
-        st.checkpoint_save(CHECKPOINT_NAME, s.position, &data).await?;
-        Ok(Some((s.position, data.len())))
+        st.checkpoint_save(CHECKPOINT_NAME, s.position, &data, &changed).await?;
+        let written = data.len() + changed.iter().map(|(_, _, t)| t.len()).sum::<usize>();
+        tracing::debug!("checkpoint: {written} bytes written in {:?}", t0.elapsed());
+        Ok(Some((s.position, written)))
     };
     match kept.await {
         Ok(Some((position, bytes))) => tracing::debug!("settle: checkpoint at position {position} ({bytes} bytes)"),
         Ok(None) => {}
         Err(e) => eprintln!("settle: warning: the checkpoint was not kept ({e}); the next run folds the log from the last one"),
     }
+}
+
+/// Reads the checkpoint's parts when this run closes statements (`closes`) or
+/// may have notices to issue or queue, or transfer files to write.
+async fn read_parts_for_work(st: &Store, h: &mut History, closes: bool, args: &SettleArgs) -> Result<(), AppError> {
+    if closes || (!args.statements_only && h.statements_work_due(args.through)) {
+        h.load_parts(st, &Part::ALL).await?;
+    }
+    Ok(())
 }
 
 /// For a merchant: the recorded statements and the new ones must chain (each

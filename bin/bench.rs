@@ -397,7 +397,8 @@ async fn main() {
     // Notice rendering on its own, for the first thousand paying statements
     // (read back by position, as the batch does; the batch's history gives
     // the contracts).
-    let (h, _) = upay::fold::History::for_batch(&st).await.expect("history");
+    let (mut h, _) = upay::fold::History::for_batch(&st).await.expect("history");
+    h.load_parts(&st, &upay::fold::Part::ALL).await.expect("checkpoint parts");
     let positions: Vec<i64> = h.paying_rows.values().flat_map(|rows| rows.values().map(|r| r.position)).take(1000).collect();
     let docs: Vec<notices::NoticeDocument> = st
         .load_positions(&positions)

@@ -11,12 +11,16 @@ use domain::{MerchantId, TxnId, Yen};
 use notices::NoticeDocument;
 use payout::rules::StatementFigures;
 use payout::zengin::{Remitter, Transfer};
-use projections::ledger::{Difference, LedgerSnapshot};
+use projections::ledger::Difference;
 use projections::{Ledger, RunCompleted, SettlementEvent, StatementClosed};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppError;
 use crate::store::{FOLD_SKIPPED_EVENT_TYPES, Read, RecordedEvent, Store, StoreError, CHAIN_GENESIS};
+
+mod checkpoint;
+pub use checkpoint::{differences as checkpoint_differences, parse_main as parse_checkpoint, HistorySnapshot, Part, CHECKPOINT_FORMAT, CHECKPOINT_NAME};
+use checkpoint::StatementsBrief;
 
 /// A notice revision as issued: everything it shows, and the PDF's hash.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -125,34 +129,6 @@ impl Conservation {
     }
 }
 
-/// The checkpoint of the nightly batch: the history's state at `position`,
-/// kept in the store so the next night folds only what was recorded after it.
-/// It is a cache, not a fact: the log stays the only truth, a checkpoint that
-/// does not match it is ignored, and `audit replay` recomputes and compares it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct HistorySnapshot {
-    pub format: u32,
-    pub position: i64,
-    ledger: LedgerSnapshot,
-    /// Only the statements with work left (a notice to issue or a transfer
-    /// file to write), by their rows: a run that needs them reads them back.
-    pending: Vec<PendingCycle>,
-    settlement_seq: BTreeMap<MerchantId, i64>,
-    conservation: BTreeMap<MerchantId, Conservation>,
-    /// The latest revision of the notices still to be paid out (they may need
-    /// queueing again) and of those of the statements kept.
-    notices: BTreeMap<String, NoticeIssued>,
-    transfer_dates: BTreeSet<NaiveDate>,
-    /// The latest run of each scope (all merchants, or one shard).
-    runs: Vec<RunCompleted>,
-}
-
-/// The layout of `HistorySnapshot`; a checkpoint of another layout is ignored.
-/// (1 kept whole statements; 2 keeps their rows.)
-pub const CHECKPOINT_FORMAT: u32 = 2;
-/// The checkpoint's name in the store.
-pub const CHECKPOINT_NAME: &str = "settle";
-
 /// Where a recorded statement that pays out is, and its payout date (which,
 /// with the notices and transfer files recorded, tells whether it has work
 /// left: a notice to issue, a transfer file to write).
@@ -165,15 +141,6 @@ pub struct PayingRow {
 /// Paying statements' rows by period start, then merchant: cycle by cycle, as
 /// a checkpoint keeps them.
 pub type PayingRows = BTreeMap<NaiveDate, BTreeMap<MerchantId, PayingRow>>;
-
-/// The paying statements of one cycle with work left, as a checkpoint keeps
-/// them: by their rows, (position, merchant).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct PendingCycle {
-    period_start: NaiveDate,
-    payout_date: NaiveDate,
-    rows: Vec<(i64, MerchantId)>,
-}
 
 /// What a history keeps of each recorded statement besides its row.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -228,6 +195,13 @@ pub struct History {
     /// (the audit compares it with the stored checkpoint).
     snapshot_at: Option<i64>,
     pub snapshot_taken: Option<Option<HistorySnapshot>>,
+    /// The parts of the checkpoint this history was restored from that it has
+    /// not read, with their hashes: what they hold is not in this history.
+    unread: BTreeMap<Part, String>,
+    /// Whether a merchant event was folded while the contracts were unread.
+    contracts_touched: bool,
+    /// The statements part in brief, from the checkpoint (while it is unread).
+    brief: StatementsBrief,
 }
 
 /// The hash chain as checked so far: the last stored hash read, where a run
@@ -328,7 +302,8 @@ impl History {
     /// Folds the rows of `read` into this history. The rows are read on this
     /// task and folded on a thread of their own, in batches, so reading and
     /// folding share the machine's cores; the order is kept.
-    pub async fn fold(self, st: &Store, read: &Read<'_>) -> Result<History, AppError> {
+    pub async fn fold(mut self, st: &Store, read: &Read<'_>) -> Result<History, AppError> {
+        self.load_parts_for(st, read).await?;
         /// Rows handed over at a time.
         const FOLD_BATCH_ROWS: usize = 2_048;
         /// Batches read ahead of the fold at most.
@@ -416,6 +391,15 @@ impl History {
             "Merchant" => {
                 let e: MerchantEvent = serde_json::from_str(&r.payload).map_err(|e| corrupt(r, e))?;
                 self.ledger.apply_merchant(&e);
+                // A contract folded before the stored ones are read is newer
+                // than theirs (see `Ledger::merge_contracts`).
+                self.contracts_touched |= self.unread.contains_key(&Part::Contracts);
+            }
+            SETTLEMENT | NOTICE | TRANSFER_FILE if self.unread.contains_key(&Part::Statements) => {
+                return Err(AppError::Invariant(format!(
+                    "position {}: a {} row folded before the checkpoint's statements part was read",
+                    r.position, r.aggregate_type
+                )));
             }
             SETTLEMENT => {
                 let e: SettlementEvent = serde_json::from_str(&r.payload).map_err(|e| corrupt(r, e))?;
@@ -472,44 +456,10 @@ impl History {
             _ => {}
         }
         if self.snapshot_at == Some(r.position) {
-            self.snapshot_taken = Some(self.snapshot());
+            // The audit's history folds the whole log: it has no part unread.
+            self.snapshot_taken = Some(self.snapshot().unwrap_or(None));
         }
         Ok(())
-    }
-
-    /// The batch's history: from the stored checkpoint when there is one that
-    /// matches the log, plus what was recorded after it; otherwise the whole
-    /// log. Returns the history and the checkpoint's position (0 without one).
-    pub async fn for_batch(st: &Store) -> Result<(History, i64), AppError> {
-        let start = match st.checkpoint_load(CHECKPOINT_NAME).await? {
-            None => None,
-            Some(c) if c.stored_hash.is_none() || c.stored_hash != c.current_hash => {
-                tracing::warn!(
-                    "checkpoint at position {}: the row there is not the one it was taken after; folding the whole log",
-                    c.position
-                );
-                None
-            }
-            Some(c) => match serde_json::from_str::<HistorySnapshot>(&c.data) {
-                Ok(s) if s.format == CHECKPOINT_FORMAT && s.position == c.position => Some(History::restore(s)),
-                Ok(s) => {
-                    tracing::warn!("checkpoint at position {}: format {}, not {CHECKPOINT_FORMAT}; folding the whole log", c.position, s.format);
-                    None
-                }
-                Err(e) => {
-                    tracing::warn!("checkpoint at position {}: unreadable ({e}); folding the whole log", c.position);
-                    None
-                }
-            },
-        };
-        let from = start.as_ref().map_or(0, |h| h.last_position);
-        let h = start.unwrap_or_default();
-        let read = Read {
-            after: from,
-            fold_only: true,
-            ..Read::default()
-        };
-        Ok((h.fold(st, &read).await?, from))
     }
 
     /// The full fold of the audit, which also takes the snapshot of the history
@@ -527,130 +477,6 @@ impl History {
             ..Read::default()
         };
         h.fold(st, &read).await
-    }
-
-    /// The checkpoint of this history at its last position; None when the
-    /// ledger found anomalies (nothing worth continuing from).
-    pub fn snapshot(&self) -> Option<HistorySnapshot> {
-        self.snapshot_with(true)
-    }
-
-    /// The batch's state as read, to fold its own run into afterwards: the
-    /// snapshot without the paying rows, which the run does not change and
-    /// hands over as they are (see `restore_with_rows`).
-    pub fn snapshot_as_read(&self) -> Option<HistorySnapshot> {
-        self.snapshot_with(false)
-    }
-
-    fn snapshot_with(&self, with_pending: bool) -> Option<HistorySnapshot> {
-        let ledger = self.ledger.snapshot()?;
-        let max_through = self.runs.iter().map(|r| r.through).max();
-        let noticed = self.noticed();
-        let mut cycles: BTreeMap<(NaiveDate, NaiveDate), Vec<(i64, MerchantId)>> = BTreeMap::new();
-        if with_pending {
-            for (start, rows) in &self.paying_rows {
-                for (m, r) in rows {
-                    if self.work_left(&noticed, m, r) {
-                        cycles.entry((*start, r.payout_date)).or_default().push((r.position, m.clone()));
-                    }
-                }
-            }
-        }
-        let pending = cycles
-            .into_iter()
-            .map(|((period_start, payout_date), rows)| PendingCycle {
-                period_start,
-                payout_date,
-                rows,
-            })
-            .collect();
-        // The latest revision of each notice still to be paid out, and of those
-        // of the statements kept.
-        let notices = self
-            .notices
-            .iter()
-            .filter_map(|(k, v)| v.last().map(|n| (k, n)))
-            .filter(|(_, n)| {
-                let of_kept = self
-                    .paying_rows
-                    .get(&n.period_start)
-                    .and_then(|rows| rows.get(&n.merchant_id))
-                    .is_some_and(|r| r.payout_date == n.payout_date && self.work_left(&noticed, &n.merchant_id, r));
-                of_kept || max_through.is_none_or(|t| n.payout_date >= t)
-            })
-            .map(|(k, n)| (k.clone(), n.clone()))
-            .collect();
-        let mut latest: BTreeMap<String, RunCompleted> = BTreeMap::new();
-        for r in &self.runs {
-            let scope = r.shard.map_or("all".to_string(), |s| format!("{}/{}", s.k, s.n));
-            if latest.get(&scope).is_none_or(|l| r.through >= l.through) {
-                latest.insert(scope, r.clone());
-            }
-        }
-        Some(HistorySnapshot {
-            format: CHECKPOINT_FORMAT,
-            position: self.last_position,
-            ledger,
-            pending,
-            settlement_seq: self.settlement_seq.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-            conservation: self.conservation.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            notices,
-            transfer_dates: self.transfer_dates.clone(),
-            runs: latest.into_values().collect(),
-        })
-    }
-
-    /// The paying rows with work left, taken out of this history: what
-    /// `snapshot` would keep of them.
-    pub fn take_pending_rows(&mut self) -> PayingRows {
-        let mut cycles = std::mem::take(&mut self.paying_rows);
-        let noticed = self.noticed();
-        for rows in cycles.values_mut() {
-            rows.retain(|m, r| self.work_left(&noticed, m, r));
-        }
-        cycles.retain(|_, rows| !rows.is_empty());
-        cycles
-    }
-
-    /// `restore` of a snapshot taken by `snapshot_as_read`, with the pending
-    /// rows of the history it was taken from (`take_pending_rows`).
-    pub fn restore_with_rows(s: HistorySnapshot, paying_rows: PayingRows) -> History {
-        History {
-            paying_rows,
-            ..History::restore(s)
-        }
-    }
-
-    /// The batch's history continuing from a checkpoint.
-    pub fn restore(s: HistorySnapshot) -> History {
-        let mut paying_rows = PayingRows::new();
-        for c in s.pending {
-            let rows = c.rows.into_iter().map(|(position, m)| {
-                let row = PayingRow {
-                    position,
-                    payout_date: c.payout_date,
-                };
-                (m, row)
-            });
-            // One cycle's rows are in merchant order: built in one pass.
-            match paying_rows.entry(c.period_start) {
-                std::collections::btree_map::Entry::Vacant(v) => {
-                    v.insert(rows.collect());
-                }
-                std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().extend(rows),
-            }
-        }
-        History {
-            ledger: Ledger::restore(s.ledger),
-            paying_rows,
-            settlement_seq: s.settlement_seq.into_iter().collect(),
-            conservation: s.conservation.into_iter().collect(),
-            notices: s.notices.into_iter().map(|(k, n)| (k, vec![n])).collect(),
-            transfer_dates: s.transfer_dates,
-            runs: s.runs,
-            last_position: s.position,
-            ..History::default()
-        }
     }
 
     /// Whether a paying statement still waits for its notice or for the

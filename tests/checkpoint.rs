@@ -243,3 +243,121 @@ fn a_checkpoint_whose_row_changed_is_ignored_by_the_batch() {
         assert_ne!(s.query("SELECT chain_hash FROM checkpoints")[0][0], "x", "{kind:?}: replaced by a true one");
     }
 }
+
+/// The positions of the checkpoint's main document and of its contracts and
+/// statements parts, as the store holds them after a night.
+type Positions = (i64, i64, i64);
+
+fn positions(s: &TestStore) -> Positions {
+    let main: i64 = s.query("SELECT position FROM checkpoints")[0][0].parse().unwrap();
+    let part = |name: &str| -> i64 { s.query(&format!("SELECT position FROM checkpoint_parts WHERE name = '{name}'"))[0][0].parse().unwrap() };
+    (main, part("settle/contracts"), part("settle/statements"))
+}
+
+/// The sample history from the end of September, night by night to
+/// 2019-11-20; on 2019-10-05 the merchant moves its account to Mizuho (no
+/// transfer fee). With `forget`, the checkpoint is deleted before each night.
+fn sample_nights_with_a_bank_change(kind: Kind, forget: bool) -> (TestStore, Vec<(NaiveDate, Positions)>) {
+    let s = settled_sample(kind);
+    let merchants = std::fs::read_to_string(sample_dir().join("merchants.csv")).unwrap();
+    let mizuho = merchants
+        .replace("0010,りそな銀行,999,証券信託業務支店", "0001,みずほ銀行,001,本店")
+        .replace("リソナ,ショウケンシンタクギョウム", "ミズホ,ホンテン");
+    assert_ne!(mizuho, merchants, "the fixture's bank is the one replaced");
+    let mizuho = s.write("merchants-mizuho.csv", &mizuho);
+    let mut seen = Vec::new();
+    let mut night = d("2019-10-01");
+    while night <= d("2019-11-20") {
+        if night == d("2019-10-05") {
+            s.ok(&["ingest", "merchants", mizuho.to_str().unwrap()]);
+        }
+        if forget {
+            s.sql("DELETE FROM checkpoints");
+        }
+        s.ok(&["settle", "--through", &night.to_string()]);
+        seen.push((night, positions(&s)));
+        night = night + Days::new(1);
+    }
+    (s, seen)
+}
+
+/// A night that closes nothing and has no notice or transfer file to do reads
+/// and rewrites the checkpoint's main document alone; the contracts part is
+/// rewritten when a merchant import changed a contract, the statements part
+/// when statements, notices or files changed it. Whatever was read or not, the
+/// nights give exactly what nights folding the whole log give.
+#[test]
+fn quiet_nights_leave_the_checkpoint_parts_as_stored() {
+    for kind in KINDS {
+        let (s, seen) = sample_nights_with_a_bank_change(kind, false);
+        let (whole, _) = sample_nights_with_a_bank_change(kind, true);
+        assert_eq!(outcome(&s), outcome(&whole), "{kind:?}: nights from the checkpoint and nights folding the whole log");
+        let october = s.ok(&["statements", "export", "--format", "csv"]);
+        let first_half = october.lines().find(|l| l.contains(",2019-10-01,")).unwrap_or_else(|| panic!("{kind:?}: {october}"));
+        assert!(first_half.contains(",0,0,8482,0"), "{kind:?}: the bank at close is Mizuho, no transfer fee: {first_half}");
+
+        let nights: BTreeMap<NaiveDate, Positions> = seen.iter().copied().collect();
+        let before = |n: &str| nights[&(d(n) - Days::new(1))];
+        let at = |n: &str| nights[&d(n)];
+        for w in seen.windows(2) {
+            assert!(w[1].1 .0 > w[0].1 .0, "{kind:?}: every night keeps a newer main document: {w:?}");
+        }
+        // Contracts: rewritten on the night of the import alone.
+        for (n, p) in &seen {
+            let expect_new = *n == d("2019-10-05");
+            let prev = nights.get(&(*n - Days::new(1))).map_or(p.1, |q| q.1);
+            assert_eq!(p.1 != prev, expect_new, "{kind:?} {n}: contracts part {prev} -> {}", p.1);
+        }
+        // Statements: rewritten when the first half of October closes, not on
+        // the quiet nights around it.
+        assert_ne!(at("2019-10-15").2, before("2019-10-15").2, "{kind:?}: the first half of October closed on its last day: {seen:?}");
+        let quiet: Vec<NaiveDate> = seen.windows(2).filter(|w| w[1].1 .1 == w[0].1 .1 && w[1].1 .2 == w[0].1 .2).map(|w| w[1].0).collect();
+        assert!(quiet.contains(&d("2019-10-10")) && quiet.len() >= 20, "{kind:?}: quiet nights touched neither part: {quiet:?}");
+        let o = s.run(&["audit", "replay"]);
+        assert_eq!(o.status.code(), Some(0), "{kind:?}: {}", String::from_utf8_lossy(&o.stdout));
+    }
+}
+
+/// A part altered in the store: the audit reports it, and the batch refuses
+/// to build on it (exit 3) when it needs it. A part whose stored hash no longer
+/// matches the checkpoint is ignored, with the checkpoint, as a changed row is.
+#[test]
+fn an_altered_checkpoint_part_is_found() {
+    for kind in KINDS {
+        let s = settled_sample(kind);
+        let part = &s.query("SELECT data FROM checkpoint_parts WHERE name = 'settle/statements'")[0][0];
+        assert!(part.contains("\"carry\":-7126"), "{kind:?}: the conservation sums carry ¥-7,126: {part}");
+        s.sql("UPDATE checkpoint_parts SET data = replace(data, '\"carry\":-7126', '\"carry\":0') WHERE name = 'settle/statements'");
+        let o = s.run(&["audit", "replay"]);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert_eq!(o.status.code(), Some(1), "{kind:?}: {out}");
+        assert!(out.contains("checkpoint at position") && out.contains("statements part"), "{kind:?}: {out}");
+        let o = s.run(&["settle", "--through", "2019-11-30"]);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(3), "{kind:?}: {err}");
+        assert!(err.contains("statements part") && err.contains("audit replay"), "{kind:?}: {err}");
+        assert!(s.query("SELECT 1 FROM events WHERE aggregate_type = 'Settlement' AND sequence > 2").is_empty(), "{kind:?}: nothing closed");
+
+        // With its stored hash made to match the altered text, the part is no
+        // longer the one the checkpoint names: the batch folds the whole log.
+        let sha = sha256_of(&s.query("SELECT data FROM checkpoint_parts WHERE name = 'settle/statements'")[0][0]);
+        s.sql(&format!("UPDATE checkpoint_parts SET sha256 = '{sha}' WHERE name = 'settle/statements'"));
+        let o = s.run(&["settle", "--through", "2019-11-30"]);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{kind:?}: {err}");
+        assert!(err.contains("statements part is not the one stored; folding the whole log"), "{kind:?}: {err}");
+        let expected = std::fs::read_to_string(sample_dir().join("statements.csv")).unwrap();
+        assert_eq!(s.ok(&["statements", "export", "--format", "csv"]), expected, "{kind:?}: {EXPECTED_THROUGH_NOVEMBER}");
+        let o = s.run(&["audit", "replay"]);
+        assert_eq!(o.status.code(), Some(0), "{kind:?}: a new checkpoint, sound: {}", String::from_utf8_lossy(&o.stdout));
+    }
+}
+
+/// SHA-256 of a text in hex, by `sha256sum` (not upay's implementation).
+fn sha256_of(text: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sha256sum").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_string()
+}

@@ -105,3 +105,22 @@ BEGIN
     END IF;
 END
 $$;
+
+-- The parts of a checkpoint kept apart from it ('settle/contracts',
+-- 'settle/statements'): read only by a run that needs them, rewritten only when
+-- they change. The checkpoint names each by its SHA-256; a part that is not the
+-- one named is not used.
+CREATE TABLE IF NOT EXISTS checkpoint_parts
+(
+    name     text   PRIMARY KEY,
+    position bigint NOT NULL,
+    sha256   text   NOT NULL,
+    data     text   NOT NULL
+);
+DO $$
+BEGIN
+    IF (SELECT attstorage FROM pg_attribute WHERE attrelid = 'checkpoint_parts'::regclass AND attname = 'data') <> 'e' THEN
+        ALTER TABLE checkpoint_parts ALTER COLUMN data SET STORAGE EXTERNAL;
+    END IF;
+END
+$$;

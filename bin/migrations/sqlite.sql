@@ -64,3 +64,12 @@ CREATE TABLE IF NOT EXISTS checkpoints
     data       text    NOT NULL,
     written_at text    NOT NULL DEFAULT CURRENT_TIMESTAMP
 ) STRICT;
+
+-- The checkpoint's parts (see postgres.sql).
+CREATE TABLE IF NOT EXISTS checkpoint_parts
+(
+    name     text    PRIMARY KEY,
+    position integer NOT NULL,
+    sha256   text    NOT NULL,
+    data     text    NOT NULL
+) STRICT;

@@ -655,21 +655,84 @@ impl Store {
         }))
     }
 
-    /// Keeps a checkpoint taken after `position`, unless a later one is stored.
-    pub async fn checkpoint_save(&self, name: &str, position: i64, data: &str) -> Result<(), StoreError> {
-        let sql = "INSERT INTO checkpoints (name, position, chain_hash, data) SELECT $1, $2, (SELECT chain_hash FROM events WHERE global_position = $2), $3 \
+    /// Keeps a checkpoint taken after `position`, unless a later one is
+    /// stored, and with it the parts it wrote (`name/part`, their SHA-256 and
+    /// text), in one transaction: the parts of an older checkpoint that lost
+    /// the race are not written.
+    pub async fn checkpoint_save(&self, name: &str, position: i64, data: &str, parts: &[(String, &str, &str)]) -> Result<(), StoreError> {
+        let main = "INSERT INTO checkpoints (name, position, chain_hash, data) SELECT $1, $2, (SELECT chain_hash FROM events WHERE global_position = $2), $3 \
                    ON CONFLICT (name) DO UPDATE SET position = excluded.position, chain_hash = excluded.chain_hash, data = excluded.data, written_at = CURRENT_TIMESTAMP \
                    WHERE checkpoints.position < excluded.position";
+        let part = "INSERT INTO checkpoint_parts (name, position, sha256, data) VALUES ($1, $2, $3, $4) \
+                    ON CONFLICT (name) DO UPDATE SET position = excluded.position, sha256 = excluded.sha256, data = excluded.data";
         match self {
-            Store::Pg(p) => sqlx::query(sql).bind(name).bind(position).bind(data).execute(p).await?,
+            Store::Pg(p) => {
+                let mut tx = p.begin().await?;
+                let kept = sqlx::query(main).bind(name).bind(position).bind(data).execute(&mut *tx).await?.rows_affected() == 1;
+                for (row, sha256, text) in parts.iter().filter(|_| kept) {
+                    sqlx::query(part).bind(row).bind(position).bind(sha256).bind(text).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            }
             Store::Lite(p) => {
                 // SQLite's upsert after a SELECT needs a WHERE to parse.
-                let sql = lite_params(&sql.replace("$3 ON CONFLICT", "$3 WHERE true ON CONFLICT"));
-                sqlx::query(&sql).bind(name).bind(position).bind(data).execute(p).await?;
-                return Ok(());
+                let main = lite_params(&main.replace("$3 ON CONFLICT", "$3 WHERE true ON CONFLICT"));
+                let part = lite_params(part);
+                let mut conn = p.acquire().await?;
+                let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+                let kept = sqlx::query(&main).bind(name).bind(position).bind(data).execute(&mut *tx).await?.rows_affected() == 1;
+                for (row, sha256, text) in parts.iter().filter(|_| kept) {
+                    sqlx::query(&part).bind(row).bind(position).bind(sha256).bind(text).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
             }
-        };
+        }
         Ok(())
+    }
+
+    /// A checkpoint part's SHA-256 and text, as stored.
+    pub async fn checkpoint_part(&self, row: &str) -> Result<Option<(String, String)>, StoreError> {
+        let sql = "SELECT sha256, data FROM checkpoint_parts WHERE name = $1";
+        Ok(match self {
+            Store::Pg(p) => sqlx::query_as(sql).bind(row).fetch_optional(p).await?,
+            Store::Lite(p) => sqlx::query_as(&lite_params(sql)).bind(row).fetch_optional(p).await?,
+        })
+    }
+
+    /// The SHA-256 of each stored part of a checkpoint (`name/part`), without their text.
+    pub async fn checkpoint_part_hashes(&self, name: &str) -> Result<HashMap<String, String>, StoreError> {
+        let sql = "SELECT name, sha256 FROM checkpoint_parts WHERE name LIKE $1";
+        let pattern = format!("{name}/%");
+        let rows: Vec<(String, String)> = match self {
+            Store::Pg(p) => sqlx::query_as(sql).bind(&pattern).fetch_all(p).await?,
+            Store::Lite(p) => sqlx::query_as(&lite_params(sql)).bind(&pattern).fetch_all(p).await?,
+        };
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Whether a row of one of these aggregate types was recorded after
+    /// `after`: a walk of the rows after it, in position order.
+    pub async fn has_rows_after(&self, after: i64, types: &[&str]) -> Result<bool, StoreError> {
+        Ok(match self {
+            Store::Pg(p) => sqlx::query_scalar::<_, i64>(
+                "SELECT global_position FROM events WHERE global_position > $1 AND aggregate_type = ANY($2) ORDER BY global_position LIMIT 1",
+            )
+            .bind(after)
+            .bind(types)
+            .fetch_optional(p)
+            .await?
+            .is_some(),
+            Store::Lite(p) => sqlx::query_scalar::<_, i64>(
+                // `+aggregate_type` keeps the walk on positions (the stream
+                // index would visit every row of those types).
+                "SELECT global_position FROM events WHERE global_position > ?1 AND +aggregate_type IN (SELECT value FROM json_each(?2)) ORDER BY global_position LIMIT 1",
+            )
+            .bind(after)
+            .bind(serde_json::to_string(types).expect("strings serialise"))
+            .fetch_optional(p)
+            .await?
+            .is_some(),
+        })
     }
 
     pub async fn log_head(&self) -> Result<Option<(i64, String)>, StoreError> {

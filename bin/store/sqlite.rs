@@ -245,7 +245,9 @@ pub async fn append(pool: &SqlitePool, events: &[NewEvent], inputs: &[NewInput],
     let mut conn = pool.acquire().await?;
     let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
     if let Some(since) = guard.quiet_since {
-        let newer: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE global_position > ?1 AND aggregate_type IN ('Payment', 'Merchant'))")
+        // `+aggregate_type`: a walk of the rows after `since` by position, not
+        // of every transaction's row in the stream index.
+        let newer: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE global_position > ?1 AND +aggregate_type IN ('Payment', 'Merchant'))")
             .bind(since)
             .fetch_one(&mut *tx)
             .await?;

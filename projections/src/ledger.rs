@@ -93,6 +93,8 @@ struct Bucket {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Book {
     id: MerchantId,
+    /// Never in a snapshot (see `LedgerSnapshot`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     contract: Option<MerchantContract>,
     /// The last cycle with a closed statement.
     closed: Option<Cycle>,
@@ -122,13 +124,29 @@ mod pairs {
 /// The ledger's state at a position of the log, as the batch's checkpoint
 /// keeps it: everything a fold of the rest of the log needs, and nothing of
 /// the audit's (open sales one by one, explanations). The same log prefix
-/// always gives the same snapshot, whichever ledger folded it.
+/// always gives the same snapshot, whichever ledger folded it. The merchants'
+/// contracts are not in it: they change only with a merchant import, so the
+/// checkpoint keeps them apart (`Ledger::contracts`, `Ledger::merge_contracts`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LedgerSnapshot {
     books: Vec<Book>,
     late_sales: BTreeMap<TxnId, Cycle>,
     global_closed: Option<Cycle>,
     shard_closed: Vec<(Shard, Cycle)>,
+}
+
+impl Book {
+    /// The next cycle that makes a statement when it ends: the first with
+    /// activity, or the one after the last closed while a balance is carried.
+    fn next_to_close(&self) -> Option<Cycle> {
+        let first_open = self.open.keys().next().copied();
+        if self.carry.is_zero() {
+            first_open
+        } else {
+            let after = self.closed.expect("a carry comes from a closed statement").next();
+            Some(first_open.map_or(after, |c| c.min(after)))
+        }
+    }
 }
 
 impl PartialEq for Book {
@@ -222,6 +240,10 @@ impl Ledger {
                     let closed = self.closed_for(b);
                     let live = |(c, k): &(&Cycle, &Bucket)| closed.is_none_or(|cl| **c > cl) || k.makes_statement();
                     Book {
+                        id: b.id.clone(),
+                        contract: None,
+                        closed: b.closed,
+                        carry: b.carry,
                         open: b
                             .open
                             .iter()
@@ -237,7 +259,7 @@ impl Ledger {
                                 )
                             })
                             .collect(),
-                        ..b.clone()
+                        settled_rates: b.settled_rates.clone(),
                     }
                 })
                 .collect(),
@@ -247,7 +269,38 @@ impl Ledger {
         })
     }
 
-    /// The batch's ledger (not tracking sales) continuing from a snapshot.
+    /// Every merchant's contract, in merchant order: the part of the state a
+    /// `LedgerSnapshot` leaves out.
+    pub fn contracts(&self) -> Vec<(MerchantId, MerchantContract)> {
+        let mut v: Vec<(MerchantId, MerchantContract)> = self.books.iter().filter_map(|b| Some((b.id.clone(), b.contract.clone()?))).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Whether any merchant has a contract.
+    pub fn has_contracts(&self) -> bool {
+        self.books.iter().any(|b| b.contract.is_some())
+    }
+
+    /// Contracts kept apart from a snapshot, given back to the books restored
+    /// from it. A book that has a contract already got it from a merchant
+    /// event folded after the snapshot, which is newer: it stays. A contract of
+    /// a merchant the snapshot has no book for does not belong to it.
+    pub fn merge_contracts(&mut self, contracts: Vec<(MerchantId, MerchantContract)>) -> Result<(), String> {
+        for (m, c) in contracts {
+            let Some(&i) = self.index.get(&m) else {
+                return Err(format!("a contract of merchant {m}, who has no book"));
+            };
+            let book = &mut self.books[i as usize];
+            if book.contract.is_none() {
+                book.contract = Some(c);
+            }
+        }
+        Ok(())
+    }
+
+    /// The batch's ledger (not tracking sales) continuing from a snapshot
+    /// (without contracts: see `merge_contracts`).
     pub fn restore(s: LedgerSnapshot) -> Ledger {
         let index = s.books.iter().enumerate().map(|(i, b)| (b.id.clone(), u32::try_from(i).expect("fewer than 2^32 merchants"))).collect();
         Ledger {
@@ -472,18 +525,7 @@ impl Ledger {
     pub fn close_until(&mut self, m: &MerchantId, target: Cycle) -> Vec<(Statement, Vec<ExplainItem>)> {
         let Some(&b) = self.index.get(m) else { return Vec::new() };
         let mut out = Vec::new();
-        loop {
-            let book = &self.books[b as usize];
-            let first_open = book.open.keys().next().copied();
-            let next = if book.carry.is_zero() {
-                match first_open {
-                    Some(c) => c,
-                    None => break,
-                }
-            } else {
-                let after = book.closed.expect("a carry comes from a closed statement").next();
-                first_open.map_or(after, |c| c.min(after))
-            };
+        while let Some(next) = self.books[b as usize].next_to_close() {
             if next > target {
                 break;
             }
@@ -643,7 +685,7 @@ impl Ledger {
                 .books
                 .iter()
                 .filter(|b| run.shard.is_none_or(|s| s.contains(&b.id)))
-                .filter(|b| !b.carry.is_zero() || b.open.keys().next().is_some_and(|c| *c <= target))
+                .filter(|b| b.next_to_close().is_some_and(|c| c <= target))
                 .map(|b| b.id.clone())
                 .collect();
             for m in ids {
@@ -674,7 +716,7 @@ impl Ledger {
             .books
             .iter()
             .filter(|b| shard.is_none_or(|s| s.contains(&b.id)))
-            .filter(|b| !b.carry.is_zero() || b.open.keys().next().is_some_and(|c| *c <= target))
+            .filter(|b| b.next_to_close().is_some_and(|c| c <= target))
             .map(|b| b.id.clone())
             .collect();
         v.sort();
