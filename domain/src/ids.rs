@@ -53,28 +53,61 @@ macro_rules! string_id {
 }
 
 /// A merchant id: exactly 9 digits. Read through its parser; written as the
-/// string it holds (no copy: every event and statement carries one).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-#[serde(try_from = "String")]
-pub struct MerchantId(String);
-string_id!(MerchantId);
-
-impl Serialize for MerchantId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
+/// text it holds. The digits are kept inline, not on the heap: every event,
+/// statement and per-merchant map of the folds carries one, and a replay
+/// clones, hashes and compares them by the million.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MerchantId([u8; 9]);
 
 impl MerchantId {
     pub fn parse(s: &str) -> Result<MerchantId, ParseError> {
         let t = s.trim();
-        if digits(t, 9) {
-            Ok(MerchantId(t.to_string()))
-        } else {
-            Err(ParseError::new(format!("merchant_id '{s}' is not 9 digits")))
+        match <[u8; 9]>::try_from(t.as_bytes()) {
+            Ok(d) if digits(t, 9) => Ok(MerchantId(d)),
+            _ => Err(ParseError::new(format!("merchant_id '{s}' is not 9 digits"))),
         }
     }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("a merchant id is ASCII digits")
+    }
 }
+
+impl fmt::Display for MerchantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for MerchantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MerchantId({:?})", self.as_str())
+    }
+}
+
+impl Serialize for MerchantId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for MerchantId {
+    /// Through `parse`, from the text as read (borrowed or not: no copy).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<MerchantId, D::Error> {
+        struct Digits;
+        impl serde::de::Visitor<'_> for Digits {
+            type Value = MerchantId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a merchant id of 9 digits")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<MerchantId, E> {
+                MerchantId::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Digits)
+    }
+}
+
 impl TryFrom<String> for MerchantId {
     type Error = ParseError;
     fn try_from(s: String) -> Result<Self, ParseError> {
@@ -83,7 +116,7 @@ impl TryFrom<String> for MerchantId {
 }
 impl From<MerchantId> for String {
     fn from(m: MerchantId) -> String {
-        m.0
+        m.as_str().to_string()
     }
 }
 
