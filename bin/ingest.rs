@@ -26,6 +26,12 @@ use crate::store::{NewEvent, NewInput, Store, StoreError, StreamGuard, REFUSAL};
 
 /// Rows decided and written per transaction.
 pub const INGEST_CHUNK_ROWS_MAX: usize = 10_000;
+/// Rows decided and written per transaction on the embedded store. Its
+/// commits are cheap (WAL, no flush at commit), so smaller chunks let the next
+/// chunk be decided while one is written: 2,500 took the benchmark's embedded
+/// ingest from ~115,000 to ~150,000 events/s. On PostgreSQL every commit
+/// flushes its log, and the same chunks were slower than 10,000 (measured).
+const LITE_CHUNK_ROWS: usize = 2_500;
 /// Rows below which an ingest never refreshes the planner's statistics.
 const ANALYZE_ROWS_MIN: i64 = 10_000;
 /// How often a chunk is retried when another writer touched its transactions.
@@ -651,7 +657,11 @@ pub async fn record_events(st: &Store, path: &Path, file: EventsFile) -> Result<
     let progress = crate::output::Progress::new("ingest", todo.len() as u64);
     // The transactions as decided so far, written or being written.
     let mut cache: HashMap<TxnId, (Payment, i64)> = HashMap::new();
-    let chunks: Vec<&[&ParsedEvent]> = todo.chunks(INGEST_CHUNK_ROWS_MAX).collect();
+    let chunk_rows = match st {
+        Store::Pg(_) => INGEST_CHUNK_ROWS_MAX,
+        Store::Lite(_) => LITE_CHUNK_ROWS,
+    };
+    let chunks: Vec<&[&ParsedEvent]> = todo.chunks(chunk_rows).collect();
     // Chunks are decided one ahead of the write: while the store writes chunk
     // k, chunk k+1 is loaded and decided from the state chunk k leaves. If the
     // write of k conflicts with another writer, what was decided after it is
