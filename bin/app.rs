@@ -52,51 +52,76 @@ pub fn store_url(cli_store: &Option<String>) -> String {
     cli_store.clone().unwrap_or_else(|| DEFAULT_STORE.to_string())
 }
 
-pub async fn open_store(cli_store: &Option<String>) -> Result<Store, AppError> {
-    Ok(Store::open(&store_url(cli_store)).await?)
+/// The store a command works on: opened on first use (a command refused
+/// before it needs the store never connects), closed when the command ends.
+struct Session {
+    url: String,
+    store: Option<Store>,
 }
 
+impl Session {
+    async fn store(&mut self) -> Result<&Store, AppError> {
+        if self.store.is_none() {
+            self.store = Some(Store::open(&self.url).await?);
+        }
+        Ok(self.store.as_ref().expect("opened just above"))
+    }
+}
+
+/// Runs one command and then closes its store, whatever the outcome: the
+/// database sees its connections end (PostgreSQL would otherwise log a reset
+/// connection for each), and SQLite folds its write-ahead log back into the
+/// file and removes it.
 pub async fn run(cli: Cli) -> Result<u8, AppError> {
     let Cli { store, config, command } = cli;
+    let mut session = Session { url: store_url(&store), store: None };
+    let outcome = dispatch(&store, config, command, &mut session).await;
+    if let Some(st) = session.store.take() {
+        st.close().await;
+    }
+    outcome
+}
+
+async fn dispatch(store: &Option<String>, config: Option<std::path::PathBuf>, command: Command, session: &mut Session) -> Result<u8, AppError> {
     match command {
         Command::Schedule { from, to } => crate::schedule::run(from, to),
-        Command::Demo { dir } => crate::demo::run(&store, config.as_deref(), &dir).await,
+        Command::Demo { dir } => crate::demo::run(store, config.as_deref(), &dir).await,
         Command::Ingest(IngestCmd::Merchants { file, encoding }) => {
             let rows = crate::csvin::read_table(&file, encoding)?;
             let parsed = crate::ingest::parse_merchants(&file, &rows)?;
-            let st = open_store(&store).await?;
-            let (new, changed, unchanged) = crate::ingest::record_merchants(&st, parsed).await?;
+            let st = session.store().await?;
+            let (new, changed, unchanged) = crate::ingest::record_merchants(st, parsed).await?;
             eprintln!("merchants: {new} new, {changed} changed, {unchanged} unchanged");
             Ok(0)
         }
         Command::Ingest(IngestCmd::Events { file, encoding }) => {
             let rows = crate::csvin::read_table(&file, encoding)?;
             let parsed = crate::ingest::parse_events(&file, &rows)?;
-            let st = open_store(&store).await?;
-            eprintln!("{}", crate::ingest::record_events(&st, &file, parsed).await?);
+            let st = session.store().await?;
+            eprintln!("{}", crate::ingest::record_events(st, &file, parsed).await?);
             Ok(0)
         }
         Command::Refusals(RefusalsCmd::Export(a)) => {
-            let st = open_store(&store).await?;
-            crate::export::refusals(&st, a.format, a.out.as_deref()).await.map(|_| 0)
+            let st = session.store().await?;
+            crate::export::refusals(st, a.format, a.out.as_deref()).await.map(|_| 0)
         }
         Command::Settle(args) => {
             let cfg = Config::load(config.as_deref())?;
-            let st = open_store(&store).await?;
-            eprintln!("{}", crate::batch::settle(&st, &cfg, &args).await?.report(&args));
+            let st = session.store().await?;
+            eprintln!("{}", crate::batch::settle(st, &cfg, &args).await?.report(&args));
             Ok(0)
         }
         Command::Statements(StatementsCmd::Export { export, bom }) => {
-            let st = open_store(&store).await?;
-            crate::export::statements(&st, export.format, bom, export.out.as_deref()).await.map(|_| 0)
+            let st = session.store().await?;
+            crate::export::statements(st, export.format, bom, export.out.as_deref()).await.map(|_| 0)
         }
         Command::Statements(StatementsCmd::Explain { merchant, period, format }) => {
-            let st = open_store(&store).await?;
-            crate::export::explain(&st, &merchant, period, format).await.map(|_| 0)
+            let st = session.store().await?;
+            crate::export::explain(st, &merchant, period, format).await.map(|_| 0)
         }
         Command::Payouts(PayoutsCmd::Export { date, export }) => {
-            let st = open_store(&store).await?;
-            crate::export::payouts(&st, date, export.format, export.out.as_deref()).await.map(|_| 0)
+            let st = session.store().await?;
+            crate::export::payouts(st, date, export.format, export.out.as_deref()).await.map(|_| 0)
         }
         Command::Notices(NoticesCmd::Regenerate {
             notice,
@@ -107,8 +132,8 @@ pub async fn run(cli: Cli) -> Result<u8, AppError> {
             zip_encryption,
         }) => {
             let cfg = Config::load(config.as_deref())?;
-            let st = open_store(&store).await?;
-            crate::notice_cmd::regenerate(&st, &cfg, &notice, &reason, by, date, &notices_dir, zip_encryption)
+            let st = session.store().await?;
+            crate::notice_cmd::regenerate(st, &cfg, &notice, &reason, by, date, &notices_dir, zip_encryption)
                 .await
                 .map(|_| 0)
         }
@@ -117,17 +142,17 @@ pub async fn run(cli: Cli) -> Result<u8, AppError> {
             transfers_dir,
             zip_encryption,
         }) => {
-            let st = open_store(&store).await?;
-            crate::notice_cmd::restore(&st, &notices_dir, &transfers_dir, zip_encryption).await.map(|_| 0)
+            let st = session.store().await?;
+            crate::notice_cmd::restore(st, &notices_dir, &transfers_dir, zip_encryption).await.map(|_| 0)
         }
         Command::Notices(NoticesCmd::Send { smtp }) => {
             let cfg = Config::load(config.as_deref())?;
-            let st = open_store(&store).await?;
-            crate::notice_cmd::send(&st, &cfg, &smtp).await.map(|_| 0)
+            let st = session.store().await?;
+            crate::notice_cmd::send(st, &cfg, &smtp).await.map(|_| 0)
         }
         Command::Audit(AuditCmd::Replay { as_of }) => {
-            let st = open_store(&store).await?;
-            crate::audit::replay(&st, as_of).await
+            let st = session.store().await?;
+            crate::audit::replay(st, as_of).await
         }
     }
 }

@@ -62,7 +62,14 @@ fn parse_opts() -> Opts {
             "--one-shot" => o.one_shot = true,
             "--embedded-only" => o.embedded_only = true,
             "--bench" => {}
-            other => panic!("unknown argument {other}"),
+            "-h" | "--help" => {
+                println!("usage: bench [--quick] [--one-shot] [--embedded-only] [--events N] [--merchants M] [--days D] [--pg URL]");
+                std::process::exit(0);
+            }
+            other => {
+                eprintln!("bench: unknown argument {other} (--help lists them)");
+                std::process::exit(2);
+            }
         }
     }
     o

@@ -265,5 +265,6 @@ pub async fn run(store: &Option<String>, config: Option<&Path>, dir: &Path) -> R
         db.display(),
         db.display()
     );
+    st.close().await;
     Ok(0)
 }

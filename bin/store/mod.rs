@@ -389,6 +389,16 @@ impl Store {
         }
     }
 
+    /// Ends the store's connections: waits for the ones in use to come back,
+    /// then closes them all (on SQLite the write-ahead log is then folded back
+    /// into the file and removed).
+    pub async fn close(&self) {
+        match self {
+            Store::Pg(p) => p.close().await,
+            Store::Lite(p) => sqlite::close(p).await,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Store::Pg(_) => "postgres",
