@@ -766,4 +766,60 @@ mod tests {
     fn lite_params_numbers_placeholders() {
         assert_eq!(lite_params("a = $1 AND b = $12"), "a = ?1 AND b = ?12");
     }
+
+    /// A new store of each kind: a file in `dir`, and a new PostgreSQL
+    /// database on 127.0.0.1:5432 (returned to be dropped after).
+    async fn both_stores(dir: &std::path::Path) -> Vec<(Store, Option<String>)> {
+        let lite = Store::open(&format!("sqlite://{}", dir.join("upay.db").display())).await.expect("sqlite store");
+        let name = format!("upay_unit_{}_{}", std::process::id(), chrono::Utc::now().timestamp_subsec_nanos());
+        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect("postgres://postgres@127.0.0.1:5432/postgres").await.expect("PostgreSQL at 127.0.0.1:5432");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create database");
+        let pg = Store::open(&format!("postgres://postgres@127.0.0.1:5432/{name}")).await.expect("postgres store");
+        vec![(lite, None), (pg, Some(name))]
+    }
+
+    /// The reads in recording order filter alike on both stores (PostgreSQL
+    /// writes its filter into a COPY and parses COPY's text format): every
+    /// aggregate type for `None` and for an empty list, the ones named
+    /// otherwise, nothing recorded after `until`; payload text with COPY's
+    /// escaped characters comes back as written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_filter_and_return_text_alike_on_both_stores() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Tab, line feed and carriage return between the tokens, a backslash and a
+        // `\t` escape inside a string: each one COPY escapes on the way out.
+        let payload = "{\"a\":\t\"x \\\\ y \\t\",\n\r\"b\":1}";
+        for (st, db) in both_stores(dir.path()).await {
+            let events = [
+                NewEvent { aggregate_type: "Merchant", aggregate_id: "100000001".into(), sequence: 1, event_type: "MerchantRegistered", event_version: EVENT_VERSION, payload: "{}".into() },
+                NewEvent { aggregate_type: "Payment", aggregate_id: "t-1".into(), sequence: 1, event_type: "Captured", event_version: EVENT_VERSION, payload: payload.into() },
+            ];
+            st.append(&events, &[], &StreamGuard::default()).await.expect("append");
+            let read_all = |read: Read<'static>| {
+                let st = &st;
+                async move {
+                    let mut rows: Vec<(String, String)> = Vec::new();
+                    st.for_each_event(&read, |e: &mut RecordedEvent| -> Result<(), StoreError> {
+                        rows.push((e.aggregate_type.to_string(), e.payload.clone()));
+                        Ok(())
+                    })
+                    .await
+                    .expect("read");
+                    rows
+                }
+            };
+            let kind = st.kind();
+            let all = read_all(Read { full: true, ..Read::default() }).await;
+            assert_eq!(all, vec![("Merchant".to_string(), "{}".to_string()), ("Payment".to_string(), payload.to_string())], "{kind}");
+            assert_eq!(read_all(Read { types: Some(&[]), ..Read::default() }).await, all, "{kind}: an empty list filters nothing");
+            assert_eq!(read_all(Read { types: Some(&["Payment"]), ..Read::default() }).await, all[1..].to_vec(), "{kind}");
+            let before = chrono::Utc::now() - chrono::Duration::hours(1);
+            assert_eq!(read_all(Read { until: Some(before), ..Read::default() }).await, Vec::new(), "{kind}: recorded after until");
+            st.close().await;
+            if let Some(name) = db {
+                let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect("postgres://postgres@127.0.0.1:5432/postgres").await.expect("admin");
+                sqlx::query(&format!("DROP DATABASE {name}")).execute(&mut admin).await.expect("drop database");
+            }
+        }
+    }
 }

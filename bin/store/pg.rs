@@ -215,7 +215,9 @@ where
     if let Some(t) = until {
         filter += &format!(" AND recorded_at <= {}::timestamptz", sql_literal(&t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)));
     }
-    if let Some(types) = read.types {
+    // An empty list filters nothing, as `None` (and as on SQLite): `IN ()`
+    // is not SQL.
+    if let Some(types) = read.types.filter(|t| !t.is_empty()) {
         filter += &format!(" AND aggregate_type IN ({})", list(types));
     }
     if read.fold_only {
